@@ -1,0 +1,1 @@
+"""Sans-IO SPEAD core: bytes in, objects out. No sockets, loops, threads or clocks."""
