@@ -1,0 +1,56 @@
+# Shared set-up for scripts/demo.sh and scripts/test.sh (sourced, not run).
+# Finds Python >= 3.13, creates .venv with the package and its test extras,
+# and (for tests) a separate venv holding the reference spead2 as a peer.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+find_python() {
+    local candidate
+    for candidate in "${PYTHON:-}" python3.13 python3.14 python3; do
+        [ -n "$candidate" ] || continue
+        if PYENV_VERSION="${PYENV_VERSION:-3.13.0}" "$candidate" -c \
+            'import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    echo "error: Python >= 3.13 not found (set PYTHON=/path/to/python3.13)" >&2
+    return 1
+}
+
+setup_venv() {
+    local py
+    py="$(find_python)"
+    if [ ! -x .venv/bin/python ]; then
+        PYENV_VERSION="${PYENV_VERSION:-3.13.0}" "$py" -m venv .venv
+    fi
+    # Reinstall only when the project's metadata changed since the last install.
+    local stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+    if [ ! -f "$stamp" ]; then
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e ".[test]"
+        rm -f .venv/.installed-*
+        touch "$stamp"
+    fi
+}
+
+# The reference spead2 (C++ core) as a test peer, in its own venv outside the
+# repo: it is never imported into .venv (the import names clash).
+setup_reference() {
+    local version=4.5.1
+    local dir="${SPEAD2_REFERENCE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/aiospead2/reference-$version}"
+    if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c "import spead2" 2>/dev/null; then
+        local py
+        py="$(find_python)"
+        rm -rf "$dir"
+        mkdir -p "$(dirname "$dir")"
+        if ! { PYENV_VERSION="${PYENV_VERSION:-3.13.0}" "$py" -m venv "$dir" \
+               && "$dir/bin/python" -m pip install -q "spead2==$version" numpy; }; then
+            echo "warning: could not install the reference spead2 $version; interop tests will be skipped" >&2
+            rm -rf "$dir"
+            return 0
+        fi
+    fi
+    export SPEAD2_REFERENCE_PYTHON="$dir/bin/python"
+}

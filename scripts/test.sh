@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine, then lint, type-check and run the tests.
+source "$(dirname "$0")/_env.sh"
+setup_venv
+setup_reference
+.venv/bin/ruff check spead2 tests examples bench
+.venv/bin/mypy
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,85 @@
+"""spead2 for asyncio: a pure-Python, asyncio-native implementation of SPEAD.
+
+The public API matches the C++-backed ``spead2`` library (4.5.1), so existing
+code runs unchanged; see ``docs/differences.md`` for where we deliberately
+differ (always to be correct where the reference is not).
+"""
+
+from ._errors import Empty, Full, Stopped
+from ._inproc import InprocQueue
+from ._items import Descriptor, Item, ItemGroup
+from ._memory import MemoryAllocator, MemoryPool, MmapAllocator
+from ._ranges import parse_range_list
+from ._thread_pool import ThreadPool
+from .protocols.constants import (
+    BUG_COMPAT_DESCRIPTOR_WIDTHS,
+    BUG_COMPAT_PYSPEAD_0_5_2,
+    BUG_COMPAT_SHAPE_BIT_1,
+    BUG_COMPAT_SWAP_ENDIAN,
+    CTRL_DESCRIPTOR_REISSUE,
+    CTRL_DESCRIPTOR_UPDATE,
+    CTRL_STREAM_START,
+    CTRL_STREAM_STOP,
+    DESCRIPTOR_DESCRIPTION_ID,
+    DESCRIPTOR_DTYPE_ID,
+    DESCRIPTOR_FORMAT_ID,
+    DESCRIPTOR_ID,
+    DESCRIPTOR_ID_ID,
+    DESCRIPTOR_NAME_ID,
+    DESCRIPTOR_SHAPE_ID,
+    HEAP_CNT_ID,
+    HEAP_LENGTH_ID,
+    MEMCPY_NONTEMPORAL,
+    MEMCPY_STD,
+    NULL_ID,
+    PAYLOAD_LENGTH_ID,
+    PAYLOAD_OFFSET_ID,
+    STREAM_CTRL_ID,
+)
+from .protocols.constants import UNRESERVED_ID as _UNRESERVED_ID
+from .protocols.flavour import Flavour
+from .protocols.raw_descriptor import RawDescriptor
+
+#: The reference API version this package is compatible with.
+__version__ = "4.5.1"
+
+__all__ = [
+    "BUG_COMPAT_DESCRIPTOR_WIDTHS",
+    "BUG_COMPAT_PYSPEAD_0_5_2",
+    "BUG_COMPAT_SHAPE_BIT_1",
+    "BUG_COMPAT_SWAP_ENDIAN",
+    "CTRL_DESCRIPTOR_REISSUE",
+    "CTRL_DESCRIPTOR_UPDATE",
+    "CTRL_STREAM_START",
+    "CTRL_STREAM_STOP",
+    "DESCRIPTOR_DESCRIPTION_ID",
+    "DESCRIPTOR_DTYPE_ID",
+    "DESCRIPTOR_FORMAT_ID",
+    "DESCRIPTOR_ID",
+    "DESCRIPTOR_ID_ID",
+    "DESCRIPTOR_NAME_ID",
+    "DESCRIPTOR_SHAPE_ID",
+    "HEAP_CNT_ID",
+    "HEAP_LENGTH_ID",
+    "MEMCPY_NONTEMPORAL",
+    "MEMCPY_STD",
+    "NULL_ID",
+    "PAYLOAD_LENGTH_ID",
+    "PAYLOAD_OFFSET_ID",
+    "STREAM_CTRL_ID",
+    "Descriptor",
+    "Empty",
+    "Flavour",
+    "Full",
+    "InprocQueue",
+    "Item",
+    "ItemGroup",
+    "MemoryAllocator",
+    "MemoryPool",
+    "MmapAllocator",
+    "RawDescriptor",
+    "Stopped",
+    "ThreadPool",
+    "parse_range_list",
+    "_UNRESERVED_ID",
+]

@@ -1,0 +1,20 @@
+"""Receiving SPEAD: streams, heaps, configuration and statistics."""
+
+from ..protocols.heaps import Heap, HeapBase, IncompleteHeap, RawItem
+from ..protocols.stats import StreamStatConfig, StreamStats
+from . import stream_stat_indices
+from ._config import RingStreamConfig, StreamConfig
+from ._stream import Stream
+
+__all__ = [
+    "Heap",
+    "HeapBase",
+    "IncompleteHeap",
+    "RawItem",
+    "RingStreamConfig",
+    "Stream",
+    "StreamConfig",
+    "StreamStatConfig",
+    "StreamStats",
+    "stream_stat_indices",
+]

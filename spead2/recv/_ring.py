@@ -1,0 +1,280 @@
+"""The bounded ring of completed heaps between a stream's loop and its consumers.
+
+The producer side (the stream's protocol work) runs on one event loop thread.
+Consumers may be blocking threads (``get``) or coroutines on any loop
+(``get_async``). Three properties matter:
+
+* Consumers are woken once per *batch* of packets (``publish``), not once per
+  heap, so a burst of small heaps costs one thread/loop wake-up.
+* The capacity is soft: ``put`` always succeeds, because one packet may
+  complete or evict several heaps at once and the sans-IO core cannot wait.
+  Readers check ``full()`` between batches and ``wait_space()`` while it holds,
+  so the overshoot is bounded by what a single batch produces.
+* Async waiters are served in call order, cancelled ones are skipped, and a
+  heap handed to a waiter that was cancelled meanwhile goes back to the front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import deque
+from typing import Any
+
+from .._errors import Empty, Stopped
+
+_STOPPED_MSG = "ring buffer has been stopped"
+_EMPTY_MSG = "ring buffer is empty"
+
+
+class HeapRing:
+    """Completed heaps waiting for a consumer. See the module docstring."""
+
+    def __init__(self, capacity: int, producer_loop: asyncio.AbstractEventLoop) -> None:
+        self.capacity = capacity
+        self._producer_loop = producer_loop
+        self._items: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._sync_waiters = 0
+        self._async_waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
+        self._serve_scheduled: set[asyncio.AbstractEventLoop] = set()
+        self._space_waiters: list[asyncio.Future[None]] = []
+        self._signal_fd: tuple[int, int] | None = None
+        self._signalled = False
+        self._stopped = False
+
+    # -- producer side (on the producer loop's thread) -------------------------
+
+    def put(self, item: Any) -> None:
+        """Add a heap; consumers see it at the next ``publish``."""
+        self._items.append(item)
+
+    def full(self) -> bool:
+        """Whether the ring holds ``capacity`` heaps or more."""
+        return len(self._items) >= self.capacity
+
+    def publish(self) -> None:
+        """Wake consumers waiting for heaps (once for everything put since the last call)."""
+        with self._lock:
+            if not self._items and not self._stopped:
+                return
+            if self._sync_waiters:
+                self._cond.notify_all()
+            if self._signal_fd is not None:
+                self._set_signal_locked()
+            loops = {loop for loop, _ in self._async_waiters} - self._serve_scheduled
+            self._serve_scheduled |= loops
+        for loop in loops:
+            self._schedule_serve(loop)
+
+    async def wait_space(self) -> None:
+        """Wait until the ring is below capacity (or stopped)."""
+        with self._lock:
+            if len(self._items) < self.capacity or self._stopped:
+                return
+            waiter = self._producer_loop.create_future()
+            self._space_waiters.append(waiter)
+        await waiter
+
+    def stop(self) -> None:
+        """No more heaps will come; consumers drain what is left, then get ``Stopped``."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._release_space()
+        self.publish()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether ``stop`` has been called."""
+        return self._stopped
+
+    # -- consumer side (any thread) ---------------------------------------------
+
+    def size(self) -> int:
+        """Heaps currently queued."""
+        return len(self._items)
+
+    def get_nowait(self) -> Any:
+        """The next heap; ``Empty`` if none is queued, ``Stopped`` once stopped and drained."""
+        with self._lock:
+            return self._pop_locked()
+
+    def get(self) -> Any:
+        """The next heap, blocking until one arrives or the ring is stopped and drained.
+
+        The wait is interruptible: Ctrl-C raises ``KeyboardInterrupt`` here.
+        """
+        with self._lock:
+            while not self._items and not self._stopped:
+                self._sync_waiters += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._sync_waiters -= 1
+            return self._pop_locked()
+
+    async def get_async(self) -> Any:
+        """Coroutine form of :meth:`get` for the running loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._async_waiters and self._items:
+                item = self._pop_locked()
+            elif not self._async_waiters and self._stopped:
+                raise Stopped(_STOPPED_MSG)
+            else:
+                item = None
+                future: asyncio.Future[Any] = loop.create_future()
+                self._async_waiters.append((loop, future))
+        if item is not None:
+            # Yield once so that a consumer that always finds heaps waiting
+            # cannot starve the rest of the loop.
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                self._unget(item)
+                raise
+            return item
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._unget(future.result())
+            raise
+
+    # -- internals ----------------------------------------------------------------
+
+    def _pop_locked(self) -> Any:
+        if self._items:
+            item = self._items.popleft()
+            if self._space_waiters and len(self._items) < self.capacity:
+                self._release_space_locked()
+            if not self._items and self._signalled:
+                self._clear_signal_locked()
+            return item
+        if self._stopped:
+            raise Stopped(_STOPPED_MSG)
+        raise Empty(_EMPTY_MSG)
+
+    def _unget(self, item: Any) -> None:
+        with self._lock:
+            self._items.appendleft(item)
+            loops = {loop for loop, _ in self._async_waiters} - self._serve_scheduled
+            self._serve_scheduled |= loops
+        for loop in loops:
+            self._schedule_serve(loop)
+
+    def _schedule_serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        if _running_loop() is loop:
+            self._serve(loop)
+        else:
+            try:
+                loop.call_soon_threadsafe(self._serve, loop)
+            except RuntimeError:  # that consumer's loop is closed: its waiters are gone
+                with self._lock:
+                    self._serve_scheduled.discard(loop)
+                    self._async_waiters = deque(w for w in self._async_waiters if w[0] is not loop)
+
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand heaps (or Stopped) to ``loop``'s waiters, in call order."""
+        with self._lock:
+            self._serve_scheduled.discard(loop)
+            waiters = self._async_waiters
+            while waiters:
+                waiter_loop, future = waiters[0]
+                if future.done():
+                    waiters.popleft()
+                    continue
+                if waiter_loop is not loop:
+                    # Another loop's waiter is first in line: serving later
+                    # callers before it would break call order.
+                    break
+                if self._items:
+                    waiters.popleft()
+                    future.set_result(self._items.popleft())
+                elif self._stopped:
+                    waiters.popleft()
+                    future.set_exception(Stopped(_STOPPED_MSG))
+                else:
+                    break
+            if self._space_waiters and len(self._items) < self.capacity:
+                self._release_space_locked()
+            more = bool(waiters) and (bool(self._items) or self._stopped)
+            next_loop = waiters[0][0] if more else None
+            if next_loop is not None and next_loop not in self._serve_scheduled:
+                self._serve_scheduled.add(next_loop)
+            else:
+                next_loop = None
+        if next_loop is not None:
+            self._schedule_serve(next_loop)
+
+    def _release_space(self) -> None:
+        with self._lock:
+            self._release_space_locked()
+
+    def _release_space_locked(self) -> None:
+        waiters, self._space_waiters = self._space_waiters, []
+        if _running_loop() is self._producer_loop:
+            for waiter in waiters:
+                _resolve(waiter)
+            return
+        for waiter in waiters:
+            try:
+                self._producer_loop.call_soon_threadsafe(_resolve, waiter)
+            except RuntimeError:  # producer loop closed: nothing is waiting any more
+                return
+
+    # -- readiness file descriptor (``Stream.fd``) ----------------------------------
+
+    def signal_fd(self) -> int:
+        """Read end of a pipe that is readable while heaps are queued or the ring is stopped.
+
+        Created on first use, so streams whose ``fd`` nobody asks for pay nothing.
+        """
+        with self._lock:
+            if self._signal_fd is None:
+                read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+                self._signal_fd = (read_fd, write_fd)
+                if self._items or self._stopped:
+                    self._set_signal_locked()
+            return self._signal_fd[0]
+
+    def _set_signal_locked(self) -> None:
+        if self._signal_fd is not None and not self._signalled:
+            try:
+                os.write(self._signal_fd[1], b"\0")
+            except BlockingIOError:  # already readable, which is all that matters
+                pass
+            self._signalled = True
+
+    def _clear_signal_locked(self) -> None:
+        if self._signal_fd is not None and not self._stopped:
+            try:
+                while os.read(self._signal_fd[0], 4096):
+                    pass
+            except BlockingIOError:
+                pass
+            self._signalled = False
+
+    def close_fd(self) -> None:
+        """Close the readiness pipe, if one was made."""
+        with self._lock:
+            fds, self._signal_fd = self._signal_fd, None
+        if fds is not None:
+            for fd in fds:
+                os.close(fd)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -1,0 +1,1 @@
+"""Asyncio adapters that move bytes between the OS (or memory) and the sans-IO core."""

@@ -1,0 +1,73 @@
+"""What a receive transport needs from its stream, and what the stream needs from it.
+
+A reader is created when the user calls ``add_*_reader`` and is started on the
+stream's event loop (immediately, or at ``start()`` with ``explicit_start``).
+It feeds packets to ``sink.assembler.add_packet`` and calls
+``sink.end_batch(n)`` after each batch. Lossless readers pause while
+``sink.ring_full()`` by awaiting ``sink.wait_for_space()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from ..protocols.assembler import HeapAssembler
+
+#: Packets a reader hands to the core before publishing heaps and yielding the loop.
+BATCH_PACKETS = 64
+
+
+class StreamSink(Protocol):
+    """The stream side of a reader (implemented by the receive stream's core)."""
+
+    loop: asyncio.AbstractEventLoop
+    assembler: HeapAssembler
+
+    def end_batch(self, n_packets: int) -> None:
+        """Account for a batch and wake consumers."""
+
+    def ring_full(self) -> bool:
+        """Whether the heap ring is at capacity."""
+
+    async def wait_for_space(self) -> None:
+        """Wait (counting ``worker_blocked``) until the ring has room."""
+
+    def count_invalid(self, n: int = 1) -> None:
+        """Count packets the transport dropped before the core saw them."""
+
+    def stop_from_reader(self) -> None:
+        """A reader reached end of stream (or a stop item): stop the whole stream."""
+
+
+class Reader(ABC):
+    """One source of packets for a receive stream."""
+
+    def __init__(self, sink: StreamSink) -> None:
+        self.sink = sink
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def start(self) -> None:
+        """Begin delivering packets (called on the stream's loop)."""
+        self._task = self.sink.loop.create_task(self._run())
+        self._task.add_done_callback(_report_crash)
+
+    @abstractmethod
+    async def _run(self) -> None:
+        """Deliver packets until the source ends or the reader is closed."""
+
+    def close(self) -> None:
+        """Stop delivering and release resources (called on the stream's loop)."""
+        self.closed = True
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        from .._log import logger
+
+        logger.error("receive reader failed", exc_info=task.exception())

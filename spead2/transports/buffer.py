@@ -1,0 +1,59 @@
+"""Receive from a bytes-like object holding back-to-back packets (as a TCP byte stream would)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Buffer
+
+from .._log import log_limited
+from ..protocols.packet import PacketError, packet_size
+from .base import BATCH_PACKETS, Reader, StreamSink
+
+
+class BufferReader(Reader):
+    """Feeds the packets of a buffer to the stream, then ends the stream.
+
+    Stops at the end of the buffer or at the first unparsable packet (the rest
+    is discarded and counted as one invalid packet). Lossless: pauses while
+    the ring is full.
+    """
+
+    def __init__(self, sink: StreamSink, buffer: Buffer) -> None:
+        if isinstance(buffer, str):
+            raise TypeError("add_buffer_reader needs a bytes-like object, not str")
+        super().__init__(sink)
+        self._view = memoryview(buffer).cast("B")
+
+    async def _run(self) -> None:
+        sink = self.sink
+        add_packet = sink.assembler.add_packet
+        ring_full = sink.ring_full
+        view = self._view
+        end = len(view)
+        offset = 0
+        while not self.closed:
+            n = 0
+            running = True
+            while n < BATCH_PACKETS and offset < end:
+                try:
+                    size = packet_size(view, offset)
+                except PacketError as exc:
+                    size = None
+                    log_limited(30, "buffer-invalid", "buffer reader: %s; discarding the rest", exc)
+                if size is None or offset + size > end:
+                    sink.count_invalid()
+                    offset = end
+                    break
+                n += 1
+                running = add_packet(view[offset : offset + size])
+                offset += size
+                if not running or ring_full():
+                    break
+            sink.end_batch(n)
+            if not running or offset >= end:
+                sink.stop_from_reader()
+                return
+            if ring_full():
+                await sink.wait_for_space()
+            else:
+                await asyncio.sleep(0)

@@ -1,0 +1,162 @@
+import asyncio
+import os
+import select
+import threading
+import time
+
+import pytest
+
+import spead2
+from spead2._thread_pool import run_on_loop
+from spead2.recv._ring import HeapRing
+
+
+@pytest.fixture
+def pool():
+    pool = spead2.ThreadPool()
+    yield pool
+    pool.stop()
+
+
+def produce(ring, loop, items, stop=False):
+    """Put items and publish from the producer loop's thread."""
+
+    def work():
+        for item in items:
+            ring.put(item)
+        if stop:
+            ring.stop()
+        else:
+            ring.publish()
+
+    run_on_loop(loop, work)
+
+
+def test_get_nowait_empty_then_stopped(pool):
+    loop = pool.next_loop()
+    ring = HeapRing(2, loop)
+    with pytest.raises(spead2.Empty):
+        ring.get_nowait()
+    produce(ring, loop, [1], stop=True)
+    assert ring.get_nowait() == 1
+    with pytest.raises(spead2.Stopped):
+        ring.get_nowait()
+
+
+def test_blocking_get_wakes_on_publish(pool):
+    loop = pool.next_loop()
+    ring = HeapRing(4, loop)
+    got = []
+    consumer = threading.Thread(target=lambda: got.append(ring.get()))
+    consumer.start()
+    time.sleep(0.05)
+    assert not got
+    produce(ring, loop, ["a", "b"])
+    consumer.join(5)
+    assert got == ["a"]
+    assert ring.size() == 1
+
+
+def test_blocking_get_raises_stopped_after_drain(pool):
+    loop = pool.next_loop()
+    ring = HeapRing(4, loop)
+    errors = []
+
+    def consume():
+        try:
+            while True:
+                ring.get()
+        except spead2.Stopped as exc:
+            errors.append(exc)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    produce(ring, loop, [1, 2], stop=True)
+    consumer.join(5)
+    assert not consumer.is_alive() and len(errors) == 1
+    assert str(errors[0]) == "ring buffer has been stopped"
+
+
+async def test_async_waiters_served_in_call_order():
+    loop = asyncio.get_running_loop()
+    ring = HeapRing(8, loop)
+    tasks = [asyncio.create_task(ring.get_async()) for _ in range(3)]
+    await asyncio.sleep(0)
+    for item in "xyz":
+        ring.put(item)
+    ring.publish()
+    assert await asyncio.gather(*tasks) == ["x", "y", "z"]
+
+
+async def test_cancelled_waiter_skipped_and_stopped_reaches_all():
+    loop = asyncio.get_running_loop()
+    ring = HeapRing(8, loop)
+    first = asyncio.create_task(ring.get_async())
+    second = asyncio.create_task(ring.get_async())
+    third = asyncio.create_task(ring.get_async())
+    await asyncio.sleep(0)
+    first.cancel()
+    ring.put("only")
+    ring.publish()
+    assert await second == "only"
+    ring.stop()
+    with pytest.raises(spead2.Stopped):
+        await third
+    with pytest.raises(spead2.Stopped):
+        await ring.get_async()
+    assert first.cancelled()
+
+
+async def test_heap_not_lost_when_consumer_cancelled_after_assignment():
+    loop = asyncio.get_running_loop()
+    ring = HeapRing(8, loop)
+    task = asyncio.create_task(ring.get_async())
+    await asyncio.sleep(0)
+    ring.put("h")
+    ring.publish()  # resolves the waiter's future inline
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ring.get_nowait() == "h"
+
+
+async def test_async_consumer_with_producer_on_other_thread(pool):
+    loop = pool.next_loop()
+    ring = HeapRing(4, loop)
+    waiter = asyncio.create_task(ring.get_async())
+    await asyncio.sleep(0)
+    await asyncio.to_thread(produce, ring, loop, [42])
+    assert await asyncio.wait_for(waiter, 5) == 42
+
+
+async def test_wait_space_released_by_consumer():
+    loop = asyncio.get_running_loop()
+    ring = HeapRing(1, loop)
+    ring.put(1)
+    assert ring.full()
+    space = asyncio.create_task(ring.wait_space())
+    await asyncio.sleep(0)
+    assert not space.done()
+    assert ring.get_nowait() == 1
+    await asyncio.wait_for(space, 5)
+
+
+async def test_fd_readable_iff_heaps_or_stopped():
+    loop = asyncio.get_running_loop()
+    ring = HeapRing(4, loop)
+    fd = ring.signal_fd()
+
+    def readable():
+        return bool(select.select([fd], [], [], 0)[0])
+
+    assert not readable()
+    ring.put(1)
+    ring.publish()
+    assert readable()
+    ring.get_nowait()
+    assert not readable()
+    ring.stop()
+    assert readable()
+    ring.close_fd()
+    with pytest.raises(OSError):
+        os.fstat(fd)
