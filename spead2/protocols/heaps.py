@@ -186,14 +186,13 @@ class Heap(HeapBase):
 
     def get_descriptors(self) -> list[RawDescriptor]:
         """Descriptors carried by the heap, in address order; unparsable ones are skipped."""
-        from .descriptors import decode_descriptor
+        from .descriptors import decode_descriptors
 
-        result = []
+        result: list[RawDescriptor] = []
         for item_id, address, length in self._addressed():
             if item_id == DESCRIPTOR_ID and length > 0:
-                raw = decode_descriptor(self._payload[address : address + length], self._flavour.bug_compat)
-                if raw is not None:
-                    result.append(raw)
+                value = self._payload[address : address + length]
+                result.extend(decode_descriptors(value, self._flavour.bug_compat))
         return result
 
     def __repr__(self) -> str:
