@@ -35,7 +35,8 @@ class InprocQueue:
         Raises :class:`spead2.Stopped` once the queue has been stopped, and
         ``TypeError`` for objects without the buffer protocol (such as ``str``).
         """
-        data = bytes(memoryview(packet))
+        # bytes are immutable, so sharing them is as safe as copying them.
+        data = packet if type(packet) is bytes else bytes(memoryview(packet))
         with self._lock:
             if self._stopped:
                 raise Stopped("ring buffer has been stopped")
