@@ -17,6 +17,7 @@ import spead2
 import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
+import spead2.send.asyncio
 
 
 @pytest.fixture(scope="module")

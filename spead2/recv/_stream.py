@@ -75,13 +75,16 @@ class StreamCore:
 
     # -- control (on the loop) -------------------------------------------------------
 
+    def check_can_add_reader(self) -> bool:
+        """Whether a new reader would be used; raises if readers may no longer be added."""
+        if self.explicit_start and self.started:
+            raise RuntimeError("Cannot add readers after explicit start")
+        return not self.stopped
+
     def add_reader(self, reader: Reader) -> None:
-        if self.stopped:
+        if not self.check_can_add_reader():
             reader.close()
             return
-        if self.explicit_start and self.started:
-            reader.close()
-            raise RuntimeError("Cannot add readers after explicit start")
         self.readers.append(reader)
         if self.started:
             reader.start()
@@ -203,9 +206,8 @@ class Stream:
         core = self._core
 
         def add() -> None:
-            if core.stopped:
-                return
-            core.add_reader(make(core, *args))
+            if core.check_can_add_reader():
+                core.add_reader(make(core, *args))
 
         run_on_loop(core.loop, add)
 
