@@ -1,0 +1,25 @@
+"""Indices of the core receive statistics in ``StreamStats`` (API.md §2.5)."""
+
+from ..protocols.stats import (
+    BATCHES,
+    HEAPS,
+    INCOMPLETE_HEAPS_EVICTED,
+    INCOMPLETE_HEAPS_FLUSHED,
+    MAX_BATCH,
+    PACKETS,
+    SEARCH_DIST,
+    SINGLE_PACKET_HEAPS,
+    WORKER_BLOCKED,
+)
+
+__all__ = [
+    "HEAPS",
+    "INCOMPLETE_HEAPS_EVICTED",
+    "INCOMPLETE_HEAPS_FLUSHED",
+    "PACKETS",
+    "BATCHES",
+    "MAX_BATCH",
+    "SINGLE_PACKET_HEAPS",
+    "SEARCH_DIST",
+    "WORKER_BLOCKED",
+]
