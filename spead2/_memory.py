@@ -116,7 +116,7 @@ class MemoryPool(MemoryAllocator):
             buffer = self._free.pop()
             # A recycled buffer holds an old heap's bytes; the assembler relies
             # on zero-filled memory for payload gaps.
-            memoryview(buffer)[:] = bytes(len(memoryview(buffer)))  # type: ignore[index]
+            memoryview(buffer)[:] = bytes(len(memoryview(buffer)))
         else:
             if self.warn_on_empty:
                 logger.warning("memory pool is empty when allocating %d bytes", size)

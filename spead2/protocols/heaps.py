@@ -91,14 +91,22 @@ def immediate_items(pointers: Sequence[int], address_bits: int) -> list[RawItem]
 class HeapBase:
     """What complete and incomplete heaps have in common."""
 
-    __slots__ = ("_cnt", "_flavour", "_pointers")
+    __slots__ = ("_cnt", "_flavour", "_raw_pointers", "_unique")
 
     def __init__(self, cnt: int, flavour: Flavour, pointers: Sequence[int]) -> None:
         self._cnt = cnt
         self._flavour = flavour
+        # Kept as given: a heap nobody inspects costs no more than this.
+        self._raw_pointers = pointers
+        self._unique: tuple[int, ...] | None = None
+
+    @property
+    def _pointers(self) -> tuple[int, ...]:
         # The same pointer word repeated (e.g. by a sender using
         # repeat_pointers) says nothing new: keep its first occurrence only.
-        self._pointers: tuple[int, ...] = tuple(dict.fromkeys(pointers))
+        if self._unique is None:
+            self._unique = tuple(dict.fromkeys(self._raw_pointers))
+        return self._unique
 
     @property
     def cnt(self) -> int:
@@ -141,12 +149,12 @@ class Heap(HeapBase):
         self, cnt: int, flavour: Flavour, pointers: Sequence[int], payload: bytearray | memoryview
     ) -> None:
         super().__init__(cnt, flavour, pointers)
-        self._payload = memoryview(payload)
+        self._payload = payload
 
     @property
     def payload(self) -> memoryview:
         """The heap's whole payload (not part of the reference API; used by tools)."""
-        return self._payload
+        return memoryview(self._payload)
 
     def _addressed(self) -> list[tuple[int, int, int]]:
         """(id, address, length) of every addressed pointer, in address order.
@@ -175,7 +183,7 @@ class Heap(HeapBase):
         NULL, the four per-packet fields and descriptor pointers are hidden; so
         are addressed items of length zero (there is no value to decode).
         """
-        payload = self._payload
+        payload = memoryview(self._payload)
         items = [
             RawItem(item_id, False, address, payload[address : address + length])
             for item_id, address, length in self._addressed()
@@ -191,7 +199,7 @@ class Heap(HeapBase):
         result: list[RawDescriptor] = []
         for item_id, address, length in self._addressed():
             if item_id == DESCRIPTOR_ID and length > 0:
-                value = self._payload[address : address + length]
+                value = memoryview(self._payload)[address : address + length]
                 result.extend(decode_descriptors(value, self._flavour.bug_compat))
         return result
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Buffer, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._inproc import InprocQueue
-from .._log import log_limited
+from .._log import logger
 from .._thread_pool import ThreadPool, run_on_loop
 from ..protocols.assembler import HeapAssembler, stream_stat_configs
 from ..protocols.heaps import HeapBase
@@ -18,12 +18,8 @@ from ..transports.buffer import BufferReader
 from ..transports.inproc import InprocReader
 from . import stream_stat_indices
 from ._config import RingStreamConfig, StreamConfig
+from ._network import NetworkReaders
 from ._ring import HeapRing
-
-if TYPE_CHECKING:
-    pass
-
-_WARNING = 30
 
 
 class StreamCore:
@@ -60,11 +56,14 @@ class StreamCore:
         return self.ring.full()
 
     async def wait_for_space(self) -> None:
+        # Normal for lossless readers whose consumer is slower than memory;
+        # say so once per stream, and let the statistic count every time.
+        if not self.stats[stream_stat_indices.WORKER_BLOCKED]:
+            logger.warning(
+                "reader blocked by full ringbuffer: the consumer is not keeping up "
+                "(counted in the worker_blocked statistic; logged once per stream)"
+            )
         self.stats[stream_stat_indices.WORKER_BLOCKED] += 1
-        log_limited(
-            _WARNING, "worker-blocked",
-            "reader blocked by full ringbuffer: the consumer is not keeping up",
-        )
         await self.ring.wait_space()
 
     def count_invalid(self, n: int = 1) -> None:
@@ -123,7 +122,7 @@ class StreamCore:
             self.ring.stop()
 
 
-class Stream:
+class Stream(NetworkReaders):
     """A receive stream whose heaps are consumed through a ring buffer.
 
     The protocol work runs on an event-loop thread of ``thread_pool``;
