@@ -3,6 +3,6 @@
 source "$(dirname "$0")/_env.sh"
 setup_venv
 setup_reference
-.venv/bin/ruff check spead2 tests examples bench
+.venv/bin/ruff check
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
