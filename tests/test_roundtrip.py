@@ -93,7 +93,7 @@ def assemble(packets, *, out_of_order=False, contiguous_only=True, ranges=False)
 
 
 def check_values(group, received_group, specs):
-    for i, (kind, _, shape, _, value) in enumerate(specs):
+    for i, (kind, _, _, _, value) in enumerate(specs):
         got = received_group[f"item{i}"].value
         if kind == "dtype":
             np.testing.assert_array_equal(np.asarray(got), value)
