@@ -18,6 +18,7 @@ from ..transports.buffer import BufferReader
 from ..transports.inproc import InprocReader
 from . import stream_stat_indices
 from ._config import RingStreamConfig, StreamConfig
+from ._network import NetworkReaders
 from ._ring import HeapRing
 
 
@@ -121,7 +122,7 @@ class StreamCore:
             self.ring.stop()
 
 
-class Stream:
+class Stream(NetworkReaders):
     """A receive stream whose heaps are consumed through a ring buffer.
 
     The protocol work runs on an event-loop thread of ``thread_pool``;

@@ -1,0 +1,238 @@
+"""``add_udp_reader`` and ``add_tcp_reader``: the reference's overloads, resolved in Python.
+
+The reference (pybind11) picks the first overload whose parameters accept
+the arguments' *types*; so does :func:`_resolve`, which keeps, for example,
+``add_udp_reader('127.0.0.1', 7148)`` resolving to the IPv4 multicast
+overload. Once an overload is chosen, out-of-range values are reported as
+``ValueError`` naming the parameter.
+
+Sockets are created, bound and joined here, in the caller's thread, so their
+errors raise to the caller; the reader then takes the socket over on the
+stream's loop.
+"""
+
+from __future__ import annotations
+
+import operator
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..transports.base import Reader
+from ..transports.tcp import TcpReader, tcp_listener_for_port, tcp_listener_from_user
+from ..transports.udp import (
+    SocketHandoff,
+    UdpReader,
+    udp_socket_for_ipv4_group,
+    udp_socket_for_ipv6_group,
+    udp_socket_for_port,
+    udp_socket_from_user,
+)
+
+__all__ = ["NetworkReaders"]
+
+# The values of recv.Stream.DEFAULT_* (the reference's signatures show the numbers).
+_UDP_MAX_SIZE = 9200
+_UDP_BUFFER_SIZE = 8388608
+_TCP_MAX_SIZE = 65536
+_TCP_BUFFER_SIZE = 212992
+
+_REQUIRED = object()
+
+
+def _is_int(value: object) -> bool:
+    if isinstance(value, (str, bytes, bytearray, float)):
+        return False
+    try:
+        operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_socket(value: object) -> bool:
+    return isinstance(value, socket.socket)
+
+
+_CHECKS: dict[str, Callable[[object], bool]] = {"int": _is_int, "str": _is_str, "socket": _is_socket}
+_TYPE_NAMES = {"int": "int", "str": "str", "socket": "socket.socket"}
+
+#: Inclusive bounds of the integer parameters (the reference's C++ types).
+_BOUNDS = {
+    "port": (0, 65535),
+    "max_size": (0, 2**63 - 1),
+    "buffer_size": (0, 2**63 - 1),
+    "interface_index": (0, 2**32 - 1),
+}
+
+Param = tuple[str, str, object]  # name, kind, default
+
+
+class _Overload:
+    """One signature of an overloaded method."""
+
+    def __init__(self, params: Sequence[Param]) -> None:
+        self.params = params
+        self.names = {name for name, _, _ in params}
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The arguments by name, or None if their number, names or types do not fit."""
+        if len(args) > len(self.params) or not self.names.issuperset(kwargs):
+            return None
+        values = {name: value for (name, _, _), value in zip(self.params, args, strict=False)}
+        for name, value in kwargs.items():
+            if name in values:
+                return None
+            values[name] = value
+        for name, kind, default in self.params:
+            if name in values:
+                if not _CHECKS[kind](values[name]):
+                    return None
+            elif default is _REQUIRED:
+                return None
+            else:
+                values[name] = default
+        return values
+
+    def describe(self) -> str:
+        parts = []
+        for name, kind, default in self.params:
+            part = f"{name}: {_TYPE_NAMES[kind]}"
+            if default is not _REQUIRED:
+                part += f" = {default!r}"
+            parts.append(part)
+        return f"({', '.join(parts)}) -> None"
+
+
+def _resolve(
+    method: str, overloads: Sequence[_Overload], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """The index of the first overload that accepts the arguments, and the bound arguments."""
+    for index, overload in enumerate(overloads):
+        values = overload.bind(args, kwargs)
+        if values is not None:
+            for name, value in values.items():
+                bounds = _BOUNDS.get(name)
+                if bounds is not None:
+                    value = values[name] = operator.index(value)
+                    if not bounds[0] <= value <= bounds[1]:
+                        raise ValueError(
+                            f"{method}: {name} must be in the range "
+                            f"[{bounds[0]}, {bounds[1]}], not {value}"
+                        )
+            return index, values
+    supported = "\n".join(f"    {i}. {o.describe()}" for i, o in enumerate(overloads, 1))
+    invoked = ", ".join(repr(a) for a in args)
+    if kwargs:
+        invoked += "; kwargs: " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    raise TypeError(
+        f"{method}(): incompatible function arguments. The following argument types are "
+        f"supported:\n{supported}\n\nInvoked with: {invoked}"
+    )
+
+
+_UDP_OVERLOADS = [
+    _Overload([
+        ("port", "int", _REQUIRED),
+        ("max_size", "int", _UDP_MAX_SIZE),
+        ("buffer_size", "int", _UDP_BUFFER_SIZE),
+        ("bind_hostname", "str", ""),
+    ]),
+    _Overload([("socket", "socket", _REQUIRED), ("max_size", "int", _UDP_MAX_SIZE)]),
+    _Overload([
+        ("multicast_group", "str", _REQUIRED),
+        ("port", "int", _REQUIRED),
+        ("max_size", "int", _UDP_MAX_SIZE),
+        ("buffer_size", "int", _UDP_BUFFER_SIZE),
+        ("interface_address", "str", "0.0.0.0"),
+    ]),
+    _Overload([
+        ("multicast_group", "str", _REQUIRED),
+        ("port", "int", _REQUIRED),
+        ("max_size", "int", _UDP_MAX_SIZE),
+        ("buffer_size", "int", _UDP_BUFFER_SIZE),
+        ("interface_index", "int", 0),
+    ]),
+]
+
+_TCP_OVERLOADS = [
+    _Overload([
+        ("port", "int", _REQUIRED),
+        ("max_size", "int", _TCP_MAX_SIZE),
+        ("buffer_size", "int", _TCP_BUFFER_SIZE),
+        ("bind_hostname", "str", ""),
+    ]),
+    _Overload([("acceptor", "socket", _REQUIRED), ("max_size", "int", _TCP_MAX_SIZE)]),
+]
+
+
+class NetworkReaders:
+    """The UDP and TCP ``add_*_reader`` methods of the receive streams."""
+
+    if TYPE_CHECKING:
+
+        def _add_reader(self, make: type[Reader], *args: Any) -> None: ...
+
+    def add_udp_reader(self, *args: Any, **kwargs: Any) -> None:
+        """Receive UDP datagrams, one packet each. Overloads (as in spead2):
+
+        * ``add_udp_reader(port, max_size=9200, buffer_size=8388608, bind_hostname='')``:
+          bind ``port`` on ``bind_hostname`` ('' = every IPv4 interface); a
+          multicast ``bind_hostname`` is also joined.
+        * ``add_udp_reader(socket, max_size=9200)``: use (a duplicate of) a
+          UDP socket the caller bound.
+        * ``add_udp_reader(multicast_group, port, max_size=9200, buffer_size=8388608,
+          interface_address='0.0.0.0')``: join an IPv4 group on the interface
+          with that address (a unicast group must equal ``interface_address``).
+        * ``add_udp_reader(multicast_group, port, max_size=9200, buffer_size=8388608,
+          interface_index=0)``: join an IPv6 group on that interface.
+
+        Datagrams longer than ``max_size`` are dropped and counted in
+        ``invalid_packets``. ``buffer_size`` is the kernel receive buffer
+        requested (0 = OS default); getting less is only a warning.
+        """
+        which, a = _resolve("add_udp_reader", _UDP_OVERLOADS, args, kwargs)
+        if which == 0:
+            sock = udp_socket_for_port(a["port"], a["buffer_size"], a["bind_hostname"])
+        elif which == 1:
+            sock = udp_socket_from_user(a["socket"])
+        elif which == 2:
+            sock = udp_socket_for_ipv4_group(
+                a["multicast_group"], a["port"], a["buffer_size"], a["interface_address"]
+            )
+        else:
+            sock = udp_socket_for_ipv6_group(
+                a["multicast_group"], a["port"], a["buffer_size"], a["interface_index"]
+            )
+        self._hand_over(UdpReader, sock, a["max_size"])
+
+    def add_tcp_reader(self, *args: Any, **kwargs: Any) -> None:
+        """Accept one TCP connection and receive the packets it carries. Overloads:
+
+        * ``add_tcp_reader(port, max_size=65536, buffer_size=212992, bind_hostname='')``:
+          listen on ``port`` of ``bind_hostname`` ('' = every IPv4 interface).
+        * ``add_tcp_reader(acceptor, max_size=65536)``: accept on (a duplicate
+          of) the caller's listening socket.
+
+        Exactly one connection is accepted; when it ends the stream stops.
+        Packets longer than ``max_size`` are skipped and counted in
+        ``invalid_packets``; on an invalid header the reader logs it, moves
+        on 8 bytes and tries again.
+        """
+        which, a = _resolve("add_tcp_reader", _TCP_OVERLOADS, args, kwargs)
+        if which == 0:
+            sock = tcp_listener_for_port(a["port"], a["buffer_size"], a["bind_hostname"])
+        else:
+            sock = tcp_listener_from_user(a["acceptor"])
+        self._hand_over(TcpReader, sock, a["max_size"])
+
+    def _hand_over(self, make: type[Reader], sock: socket.socket, *args: Any) -> None:
+        handoff = SocketHandoff(sock)
+        try:
+            self._add_reader(make, handoff, *args)
+        finally:
+            handoff.discard()  # closes it unless the reader took it (e.g. the stream had stopped)
