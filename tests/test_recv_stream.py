@@ -312,3 +312,27 @@ def test_ctrl_c_interrupts_blocking_get():
         proc.kill()
     assert out.strip() == "interrupted", err
     assert proc.returncode == 0, err
+
+
+def test_asyncio_stream_stopped_after_its_loop_closed_releases_sockets(pool):
+    import socket
+
+    async def make():
+        stream = spead2.recv.asyncio.Stream(pool)
+        stream.add_udp_reader(0, bind_hostname="127.0.0.1")
+        stream.add_tcp_reader(0, bind_hostname="127.0.0.1")
+        return stream
+
+    stream = asyncio.run(make())  # the stream's loop is closed when this returns
+    sockets = [reader._sock for reader in stream._core.readers if hasattr(reader, "_sock")]
+    listeners = [reader._listener for reader in stream._core.readers if hasattr(reader, "_listener")]
+    assert sockets and listeners
+    ports = [s.getsockname()[1] for s in sockets + listeners]
+    stream.stop()
+    assert stream._core.stopped and not stream._core.readers
+    assert all(s.fileno() == -1 for s in sockets + listeners)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", ports[0]))  # the port is free again
+    udp.close()
+    with pytest.raises(spead2.Stopped):
+        stream.get_nowait()

@@ -108,18 +108,25 @@ class StreamCore:
             return
         self.stopped = True
         for reader in self.readers:
-            reader.close()
+            try:
+                reader.close()
+            except Exception:  # one reader failing to close must not keep the others open
+                logger.exception("error closing a reader")
         self.readers.clear()
         self.assembler.flush(deliver_incomplete=not by_user)
         self.ring.stop()
 
     def stop_threadsafe(self) -> None:
         """Stop from any thread, even after the loop has stopped running."""
+        if self.loop.is_closed():
+            # Nothing can run on a closed loop, so nothing else touches the
+            # core: stop inline, so that readers still release their sockets.
+            self.stop()
+            return
         try:
             run_on_loop(self.loop, self.stop)
-        except RuntimeError:  # loop closed: no reader can still be running
-            self.stopped = True
-            self.ring.stop()
+        except RuntimeError:  # the loop closed meanwhile
+            self.stop()
 
 
 class Stream(NetworkReaders):

@@ -109,11 +109,13 @@ class TcpReader(Reader):
         listener = self._listener
         if listener is None:
             return
-        if self._accepting:
-            self._accepting = False
-            self.sink.loop.remove_reader(listener.fileno())
         self._listener = None
-        listener.close()
+        try:
+            if self._accepting:
+                self._accepting = False
+                self.sink.loop.remove_reader(listener.fileno())
+        finally:
+            listener.close()  # even when the loop is already closed
 
     def _on_acceptable(self) -> None:
         assert self._listener is not None

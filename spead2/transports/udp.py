@@ -376,6 +376,10 @@ class UdpReader(Reader):
         """Stop reading and close the socket (on the stream's loop)."""
         if self.closed:
             return
-        self._pause()
-        super().close()
-        self._sock.close()
+        try:
+            self._pause()
+            super().close()
+        finally:
+            # Even when the loop is already closed, the socket must not leak.
+            self.closed = True
+            self._sock.close()
