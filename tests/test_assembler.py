@@ -114,7 +114,7 @@ def test_stat_configs_core_custom_then_invalid_packets():
         "heaps", "incomplete_heaps_evicted", "incomplete_heaps_flushed", "packets", "batches",
         "max_batch", "single_packet_heaps", "search_dist", "worker_blocked",
     ]
-    assert names[9:] == ["mine", "invalid_packets"]
+    assert names[9:] == ["mine", "invalid_packets", "skipped_frames"]
 
 
 def test_stats_list_too_short_rejected():

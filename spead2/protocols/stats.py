@@ -29,6 +29,7 @@ __all__ = [
     "SEARCH_DIST",
     "WORKER_BLOCKED",
     "INVALID_PACKETS",
+    "SKIPPED_FRAMES",
     "core_stat_configs",
 ]
 
@@ -44,6 +45,7 @@ WORKER_BLOCKED: Final = 8
 
 #: Name of the extra statistic counting packets dropped as malformed (not in ``packets``).
 INVALID_PACKETS: Final = "invalid_packets"
+SKIPPED_FRAMES: Final = "skipped_frames"
 
 _UINT64_LIMIT = 1 << 64
 
@@ -124,7 +126,12 @@ CORE_STATS: Final[tuple[tuple[str, StreamStatConfig.Mode], ...]] = (
 )
 
 #: Statistics every ring stream has after the custom ones (docs/differences.md).
-EXTRA_STATS: Final[tuple[tuple[str, StreamStatConfig.Mode], ...]] = ((INVALID_PACKETS, _COUNTER),)
+EXTRA_STATS: Final[tuple[tuple[str, StreamStatConfig.Mode], ...]] = (
+    (INVALID_PACKETS, _COUNTER),
+    # Captured frames that carry no SPEAD packet (not UDP, IP fragments): not
+    # errors, but not silently ignored either.
+    (SKIPPED_FRAMES, _COUNTER),
+)
 
 
 def core_stat_configs() -> list[StreamStatConfig]:

@@ -19,6 +19,7 @@ from ..transports.inproc import InprocReader
 from . import stream_stat_indices
 from ._config import RingStreamConfig, StreamConfig
 from ._network import NetworkReaders
+from ._pcap import PcapReaders
 from ._ring import HeapRing
 
 
@@ -38,7 +39,9 @@ class StreamCore:
         self.ring_config = ring_config
         self.stat_configs: list[StreamStatConfig] = stream_stat_configs(config)
         self.stats = [0] * len(self.stat_configs)
-        self._invalid_index = [c.name for c in self.stat_configs].index("invalid_packets")
+        names = [c.name for c in self.stat_configs]
+        self._invalid_index = names.index("invalid_packets")
+        self._skipped_index = names.index("skipped_frames")
         self.ring = HeapRing(ring_config.heaps, loop)
         self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats)
         self.readers: list[Reader] = []
@@ -68,6 +71,9 @@ class StreamCore:
 
     def count_invalid(self, n: int = 1) -> None:
         self.stats[self._invalid_index] += n
+
+    def count_skipped(self, n: int = 1) -> None:
+        self.stats[self._skipped_index] += n
 
     def stop_from_reader(self) -> None:
         self.stop(by_user=False)
@@ -129,7 +135,7 @@ class StreamCore:
             self.stop()
 
 
-class Stream(NetworkReaders):
+class Stream(NetworkReaders, PcapReaders):
     """A receive stream whose heaps are consumed through a ring buffer.
 
     The protocol work runs on an event-loop thread of ``thread_pool``;

@@ -37,6 +37,9 @@ class StreamSink(Protocol):
     def count_invalid(self, n: int = 1) -> None:
         """Count packets the transport dropped before the core saw them."""
 
+    def count_skipped(self, n: int = 1) -> None:
+        """Count captured frames that carry no SPEAD packet (not UDP, IP fragments)."""
+
     def stop_from_reader(self) -> None:
         """A reader reached end of stream (or a stop item): stop the whole stream."""
 
