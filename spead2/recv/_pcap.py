@@ -9,7 +9,7 @@ from ..transports.base import Reader
 from ..transports.pcap import PcapReader, open_pcap_file
 
 if TYPE_CHECKING:
-    from ._stream import StreamCore
+    from ._receiver import ReceiverCore
 
 __all__ = ["PcapReaders"]
 
@@ -18,7 +18,7 @@ class PcapReaders:
     """The pcap ``add_*_reader`` method of the receive streams."""
 
     if TYPE_CHECKING:
-        _core: StreamCore
+        _core: ReceiverCore
 
         def _add_reader(self, make: type[Reader], *args: Any) -> None: ...
 

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Buffer
 from typing import Protocol
-
-from ..protocols.assembler import HeapAssembler
 
 #: Packets a reader hands to the core before publishing heaps and yielding the loop.
 BATCH_PACKETS = 64
+
+
+class PacketConsumer(Protocol):
+    """Where a reader's packets go: the heap assembler, or a chunk placer."""
+
+    def add_packet(self, data: Buffer) -> bool:
+        """Process one packet; False once the stream must stop. Never raises for bad input."""
+        ...
 
 
 class StreamSink(Protocol):
     """The stream side of a reader (implemented by the receive stream's core)."""
 
     loop: asyncio.AbstractEventLoop
-    assembler: HeapAssembler
+    assembler: PacketConsumer
 
     def end_batch(self, n_packets: int) -> None:
         """Account for a batch and wake consumers."""

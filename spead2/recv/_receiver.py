@@ -1,0 +1,207 @@
+"""What every receive stream shares: reader lifecycle, statistics, start and stop.
+
+``ReceiverCore`` lives on the stream's event loop and implements the
+transports' ``StreamSink``; subclasses decide where packets go (a heap ring,
+or chunks) by providing ``assembler``, ``end_batch``, ``ring_full``,
+``wait_for_space`` and ``finish``. ``_Stream`` is the user-facing base class
+with the reader methods (the reference's ``_Stream``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Buffer
+from typing import Any
+
+from .._inproc import InprocQueue
+from .._log import logger
+from .._thread_pool import ThreadPool, run_on_loop
+from ..protocols.stats import StreamStatConfig, StreamStats
+from ..transports.base import PacketConsumer, Reader
+from ..transports.buffer import BufferReader
+from ..transports.inproc import InprocReader
+from . import stream_stat_indices
+from ._config import StreamConfig
+from ._network import NetworkReaders
+from ._pcap import PcapReaders
+
+
+class ReceiverCore:
+    """The loop-side state of a receive stream. Only the loop's thread touches it.
+
+    The core holds no reference to the user-facing stream object, so dropping
+    that object lets its finaliser stop the core.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, config: StreamConfig,
+        stat_configs: list[StreamStatConfig],
+    ) -> None:
+        self.loop = loop
+        self.config = config
+        self.stat_configs = stat_configs
+        self.stats = [0] * len(stat_configs)
+        names = [c.name for c in stat_configs]
+        self._invalid_index = names.index("invalid_packets")
+        self._skipped_index = names.index("skipped_frames")
+        self.readers: list[Reader] = []
+        self.explicit_start = config.explicit_start
+        self.started = not config.explicit_start
+        self.stopped = False
+
+    # -- StreamSink, for the transports ------------------------------------------------
+
+    #: Where readers' packets go (set by subclasses).
+    assembler: PacketConsumer
+
+    def end_batch(self, n_packets: int) -> None:
+        """A reader finished a batch: account for it and wake consumers (subclasses)."""
+        raise NotImplementedError
+
+    def ring_full(self) -> bool:
+        """Whether lossless readers should pause (subclasses)."""
+        raise NotImplementedError
+
+    async def wait_for_space(self) -> None:
+        """Wait until readers may go on (subclasses)."""
+        raise NotImplementedError
+
+    def count_invalid(self, n: int = 1) -> None:
+        self.stats[self._invalid_index] += n
+
+    def count_skipped(self, n: int = 1) -> None:
+        self.stats[self._skipped_index] += n
+
+    def count_blocked(self, what: str) -> None:
+        """A lossless reader is about to wait for the consumer."""
+        # Normal when the consumer is slower than the source; say so once per
+        # stream, and let the statistic count every time.
+        if not self.stats[stream_stat_indices.WORKER_BLOCKED]:
+            logger.warning(
+                "reader blocked by full %s: the consumer is not keeping up "
+                "(counted in the worker_blocked statistic; logged once per stream)", what,
+            )
+        self.stats[stream_stat_indices.WORKER_BLOCKED] += 1
+
+    def stop_from_reader(self) -> None:
+        self.stop(by_user=False)
+
+    # -- control (on the loop) -------------------------------------------------------
+
+    def check_can_add_reader(self) -> bool:
+        """Whether a new reader would be used; raises if readers may no longer be added."""
+        if self.explicit_start and self.started:
+            raise RuntimeError("Cannot add readers after explicit start")
+        return not self.stopped
+
+    def add_reader(self, reader: Reader) -> None:
+        if not self.check_can_add_reader():
+            reader.close()
+            return
+        self.readers.append(reader)
+        if self.started:
+            reader.start()
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        for reader in list(self.readers):
+            if self.stopped:
+                break
+            reader.start()
+
+    def stop(self, by_user: bool = True) -> None:
+        """Close every reader, then let the subclass finish. Idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for reader in self.readers:
+            try:
+                reader.close()
+            except Exception:  # one reader failing to close must not keep the others open
+                logger.exception("error closing a reader")
+        self.readers.clear()
+        self.finish(by_user)
+
+    def finish(self, by_user: bool) -> None:
+        """Flush partial data and end the output (subclasses)."""
+
+    def stop_threadsafe(self) -> None:
+        """Stop from any thread, even after the loop has stopped running."""
+        if self.loop.is_closed():
+            # Nothing can run on a closed loop, so nothing else touches the
+            # core: stop inline, so that readers still release their sockets.
+            self.stop()
+            return
+        try:
+            run_on_loop(self.loop, self.stop)
+        except RuntimeError:  # the loop closed meanwhile
+            self.stop()
+
+
+class _Stream(NetworkReaders, PcapReaders):
+    """Base of every receive stream: readers, ``start``, ``stop``, ``stats``, ``config``."""
+
+    DEFAULT_UDP_MAX_SIZE = 9200
+    DEFAULT_UDP_BUFFER_SIZE = 8388608
+    DEFAULT_TCP_MAX_SIZE = 65536
+    DEFAULT_TCP_BUFFER_SIZE = 212992
+
+    _core: ReceiverCore
+
+    def _init_core(self, thread_pool: ThreadPool, core: ReceiverCore) -> None:
+        self._thread_pool = thread_pool  # keeps the pool (and its loop) alive as long as the stream
+        self._core = core
+        self._finalizer = weakref.finalize(self, ReceiverCore.stop_threadsafe, core)
+
+    @staticmethod
+    def _check_types(thread_pool: object, config: object) -> None:
+        if not isinstance(thread_pool, ThreadPool):
+            raise TypeError(f"thread_pool must be a spead2.ThreadPool, not {type(thread_pool).__name__}")
+        if not isinstance(config, StreamConfig):
+            raise TypeError(f"config must be a spead2.recv.StreamConfig, not {type(config).__name__}")
+
+    def _select_loop(self, thread_pool: ThreadPool) -> asyncio.AbstractEventLoop:
+        return thread_pool.next_loop()
+
+    @property
+    def config(self) -> StreamConfig:
+        """A copy of the stream's configuration."""
+        return self._core.config.copy()
+
+    @property
+    def stats(self) -> StreamStats:
+        """A consistent snapshot of the stream's statistics."""
+        return StreamStats(self._core.stat_configs, list(self._core.stats))
+
+    def _add_reader(self, make: type[Reader], *args: Any) -> None:
+        core = self._core
+
+        def add() -> None:
+            if core.check_can_add_reader():
+                core.add_reader(make(core, *args))
+
+        run_on_loop(core.loop, add)
+
+    def add_buffer_reader(self, buffer: Buffer) -> None:
+        """Receive the packets held back to back in ``buffer``; its end stops the stream."""
+        if isinstance(buffer, str):
+            raise TypeError("add_buffer_reader needs a bytes-like object, not str")
+        memoryview(buffer)  # raises TypeError now, in the caller's thread
+        self._add_reader(BufferReader, buffer)
+
+    def add_inproc_reader(self, queue: InprocQueue) -> None:
+        """Receive from an in-process queue; stopping the queue stops the stream."""
+        if not isinstance(queue, InprocQueue):
+            raise TypeError(f"add_inproc_reader needs an InprocQueue, not {type(queue).__name__}")
+        self._add_reader(InprocReader, queue)
+
+    def start(self) -> None:
+        """Start the readers (needed only with ``explicit_start``; harmless otherwise)."""
+        run_on_loop(self._core.loop, self._core.start)
+
+    def stop(self) -> None:
+        """Stop receiving and close every reader."""
+        self._core.stop_threadsafe()
