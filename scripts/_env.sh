@@ -35,6 +35,18 @@ setup_venv() {
     fi
 }
 
+# tcpdump captures real loopback traffic for the pcap interop tests. Installed
+# when missing and we may (root with apt); otherwise those tests skip, saying why.
+setup_system_tools() {
+    command -v tcpdump >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump; } >/dev/null 2>&1 \
+            || echo "warning: could not install tcpdump; pcap capture tests will be skipped" >&2
+    else
+        echo "note: tcpdump not found; pcap capture tests will be skipped" >&2
+    fi
+}
+
 # The reference spead2 (C++ core) as a test peer, in its own venv outside the
 # repo: it is never imported into .venv (the import names clash).
 setup_reference() {

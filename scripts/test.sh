@@ -3,6 +3,7 @@
 source "$(dirname "$0")/_env.sh"
 setup_venv
 setup_reference
+setup_system_tools
 .venv/bin/ruff check
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -216,7 +216,7 @@ def reference_output() -> dict[str, dict[str, Any]]:
     python = _reference_python()
     request = json.dumps({"heaps": list(CASES.values())})
     completed = subprocess.run(
-        [python, str(PEER)],
+        [python, "-E", "-s", str(PEER)],
         input=request,
         capture_output=True,
         text=True,

@@ -273,3 +273,13 @@ def test_packet_generator() -> None:
     assert list(PacketGenerator(heap, (1 << 40) - 1, 9000))[0][8:16] == bytes.fromhex(
         "800001ffffffffff"
     )
+
+
+@pytest.mark.parametrize("shape", [(2, 0), (0, 3), (0,)])
+def test_zero_size_multidimensional_values(shape):
+    """Regression: memoryview.cast refused shapes containing 0 (found by interop tests)."""
+    item = Item(0x1000, "e", "", shape, dtype="u1", value=np.zeros(shape, "u1"))
+    heap = Heap()
+    heap.add_item(item)
+    packets = list(PacketGenerator(heap, 1, 1472))
+    assert len(packets) == 1

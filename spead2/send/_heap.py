@@ -62,6 +62,10 @@ def _byte_view(buffer: Any) -> memoryview:
         view = memoryview(numpy.ascontiguousarray(buffer).reshape(-1).view(numpy.uint8))
     if view.ndim == 1 and view.format == "B":
         return view
+    if view.nbytes == 0:
+        # memoryview.cast refuses shapes containing 0 (e.g. (2, 0)): there
+        # are no bytes to share anyway.
+        return memoryview(b"")
     if not view.c_contiguous:
         view = memoryview(view.tobytes())
     return view.cast("B")
