@@ -3,10 +3,30 @@
 from ..protocols.heaps import Heap, HeapBase, IncompleteHeap, RawItem
 from ..protocols.stats import StreamStatConfig, StreamStats
 from . import stream_stat_indices
+from ._chunk import (
+    Chunk,
+    ChunkPlaceData,
+    ChunkRingbuffer,
+    ChunkRingPair,
+    ChunkRingStream,
+    ChunkStreamConfig,
+    ChunkStreamGroupConfig,
+    ChunkStreamGroupMember,
+    ChunkStreamRingGroup,
+)
 from ._config import RingStreamConfig, StreamConfig
 from ._stream import Stream
 
 __all__ = [
+    "Chunk",
+    "ChunkPlaceData",
+    "ChunkRingPair",
+    "ChunkRingStream",
+    "ChunkRingbuffer",
+    "ChunkStreamConfig",
+    "ChunkStreamGroupConfig",
+    "ChunkStreamGroupMember",
+    "ChunkStreamRingGroup",
     "Heap",
     "HeapBase",
     "IncompleteHeap",

@@ -8,6 +8,9 @@ from .._errors import Stopped
 from .._thread_pool import ThreadPool
 from ..protocols.heaps import HeapBase
 from . import _stream
+from ._chunk_asyncio import ChunkRingbuffer
+
+__all__ = ["ChunkRingbuffer", "Stream"]
 
 
 class Stream(_stream.Stream):
