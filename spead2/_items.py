@@ -42,12 +42,15 @@ class _RawItem(Protocol):
 
 
 class _ReceivedHeap(Protocol):
-    """What ``ItemGroup.update`` uses of a received heap (``spead2.recv.Heap``)."""
+    """What ``ItemGroup.update`` needs of a received heap.
+
+    Typed as what streams yield (any heap), so ``for heap in stream:
+    group.update(heap)`` type-checks; an incomplete heap, which has no
+    ``get_descriptors``, is refused at run time with a clear message.
+    """
 
     @property
     def flavour(self) -> Flavour: ...
-
-    def get_descriptors(self) -> list[RawDescriptor]: ...
 
     def get_items(self) -> Sequence[Any]: ...
 
@@ -389,7 +392,15 @@ class ItemGroup:
         ``new_order``: byte order for numeric arrays (``'='`` native,
         ``'|'`` as on the wire; see ``numpy.dtype.newbyteorder``).
         """
-        for raw in heap.get_descriptors():
+        get_descriptors = getattr(heap, "get_descriptors", None)
+        if get_descriptors is None:
+            raise TypeError(
+                f"ItemGroup.update needs a complete heap (spead2.recv.Heap), not "
+                f"{type(heap).__name__} (cnt={getattr(heap, 'cnt', '?')}); with "
+                "contiguous_only=False, check isinstance(heap, spead2.recv.Heap) first"
+            )
+        raw_descriptors: list[RawDescriptor] = get_descriptors()
+        for raw in raw_descriptors:
             self._add_item(Item.from_raw(raw, flavour=heap.flavour))
         updated: dict[str, Item] = {}
         by_id = self._by_id

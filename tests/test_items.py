@@ -537,3 +537,12 @@ def test_update_zero_length_fixed_shape() -> None:
 def test_descriptor_heap_uses_descriptor_id() -> None:
     heap = _sender().get_heap(data="none")
     assert [entry[0] for entry in heap.entries] == [DESCRIPTOR_ID] * 3
+
+
+def test_update_refuses_incomplete_heap_clearly():
+    from spead2.protocols.flavour import Flavour
+    from spead2.protocols.heaps import IncompleteHeap
+
+    heap = IncompleteHeap(5, Flavour(), [], 100, 10, [])
+    with pytest.raises(TypeError, match=r"complete heap .*IncompleteHeap \(cnt=5\)"):
+        spead2.ItemGroup().update(heap)

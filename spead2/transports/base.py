@@ -72,8 +72,17 @@ class Reader(ABC):
         """Stop delivering and release resources (called on the stream's loop)."""
         self.closed = True
         task = self._task
-        if task is not None and not task.done() and task is not asyncio.current_task():
-            task.cancel()
+        if task is None or task.done():
+            return
+        try:
+            current = asyncio.current_task()
+        except RuntimeError:  # no running loop: a finaliser after the loop stopped
+            current = None
+        if task is not current:
+            try:
+                task.cancel()
+            except RuntimeError:  # the loop is closed; its tasks are gone with it
+                pass
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
