@@ -1,0 +1,233 @@
+"""``spead2_recv``: receive heaps and print them (the reference's ``spead2_recv.py``).
+
+::
+
+    spead2_recv [options] SOURCE [SOURCE ...]
+
+A source is ``port``, ``host:port`` or a pcap filename. Each source is its own
+stream unless ``--joint`` puts them all in one. For each heap it prints
+``Received heap <cnt> on stream <source>`` and the items the heap updated
+(``--values``: with their values; ``--descriptors``: the descriptors too);
+when a stream ends (stop heap, end of TCP connection or file, ``--max-heaps``,
+Ctrl-C) it prints ``Shutting down stream <source> after <n> heaps`` and the
+stream's statistics. On a terminal a live line shows heaps, Gb/s,
+incomplete heaps and dropped packets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+import spead2
+import spead2.recv
+import spead2.recv.asyncio
+
+from . import _options
+from ._options import ReceiverSettings, Source
+from ._progress import Progress
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser (same options and defaults as the reference)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("source", nargs="+", help="Sources (filename, host:port or port)")
+    group = parser.add_argument_group("Output options")
+    _options.add_log_argument(group)
+    group.add_argument("--values", action="store_true", help="Show heap values")
+    group.add_argument("--descriptors", action="store_true", help="Show descriptors")
+    group = parser.add_argument_group("Input options")
+    group.add_argument(
+        "--max-heaps", type=_options.non_negative_int, default=None,
+        help="Stop receiving after this many heaps",
+    )
+    group.add_argument("--joint", action="store_true", help="Treat all sources as a single stream")
+    group = parser.add_argument_group("Protocol and performance options")
+    group.add_argument("--tcp", action="store_true", help="Use TCP instead of UDP")
+    group.add_argument("--pyspead", action="store_true", help="Be bug-compatible with PySPEAD")
+    _options.add_receiver_arguments(group)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
+    """Parse and check the command line (argparse errors exit with status 2)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    _options.refuse_ibverbs(parser, args)
+    if args.tcp and args.bind:
+        parser.error("--bind applies to UDP and cannot be used with --tcp")
+    try:
+        args.sources = [_options.parse_source(text) for text in args.source]
+    except ValueError as exc:
+        parser.error(f"argument source: {exc}")
+    return args
+
+
+class Printer:
+    """Prints heaps the way the reference ``spead2_recv.py`` does."""
+
+    def __init__(self, values: bool, descriptors: bool, out: TextIO) -> None:
+        self.values = values
+        self.descriptors = descriptors
+        self.out = out
+
+    def heap(self, name: str, heap: spead2.recv.HeapBase, item_group: spead2.ItemGroup) -> None:
+        """Print one heap (and apply it to ``item_group``)."""
+        lines = [f"Received heap {heap.cnt} on stream {name}"]
+        try:
+            if self.descriptors and isinstance(heap, spead2.recv.Heap):
+                for raw in heap.get_descriptors():
+                    descriptor = spead2.Descriptor.from_raw(raw, heap.flavour)
+                    lines += [
+                        f"    Descriptor for {descriptor.name} ({descriptor.id:#x})",
+                        f"      description: {descriptor.description}",
+                        f"      format:      {descriptor.format}",
+                        f"      dtype:       {descriptor.dtype}",
+                        f"      shape:       {descriptor.shape}",
+                    ]
+            if isinstance(heap, spead2.recv.Heap):  # (incomplete heaps are never delivered here)
+                for item in item_group.update(heap).values():
+                    lines.append(f"{item.name} = {item.value}" if self.values else item.name)
+        except ValueError as exc:
+            lines.append(f"Error raised processing heap: {exc}")
+        print("\n".join(lines), file=self.out)
+
+    def shutdown(self, name: str, heaps: int, stream: spead2.recv.Stream) -> None:
+        """The end-of-stream block: heap count, then one line per statistic."""
+        lines = [f"Shutting down stream {name} after {heaps} heaps"]
+        lines += _options.format_stats(stream.stats.items())
+        print("\n".join(lines), file=self.out)
+
+
+async def consume(
+    name: str,
+    stream: spead2.recv.asyncio.Stream,
+    printer: Printer,
+    progress: Progress,
+    max_heaps: int | None,
+) -> None:
+    """Print the heaps of one stream until it ends (or ``max_heaps``), then its statistics."""
+    item_group = spead2.ItemGroup()
+    heaps = 0
+    if max_heaps != 0:
+        async for heap in stream:
+            heaps += 1
+            progress.add_heap(heap)
+            printer.heap(name, heap, item_group)
+            if heaps == max_heaps:
+                break
+    stream.stop()
+    printer.shutdown(name, heaps, stream)
+
+
+async def make_streams(
+    args: argparse.Namespace,
+    settings: ReceiverSettings,
+    thread_pool: spead2.ThreadPool,
+    streams: list[tuple[str, spead2.recv.asyncio.Stream]],
+) -> None:
+    """Append to ``streams`` one stream per source (one for all with ``--joint``), readers added."""
+    # Streams are named after their source as written (the first, with --joint).
+    groups: list[tuple[str, list[Source]]]
+    if args.joint:
+        groups = [(args.source[0], list(args.sources))]
+    else:
+        groups = [(text, [source]) for text, source in zip(args.source, args.sources, strict=True)]
+    try:
+        for name, sources in groups:
+            stream = await _options.make_recv_stream(thread_pool, settings)
+            streams.append((name, stream))
+            for source in sources:
+                settings.add_reader(stream, source)
+    except BaseException:
+        for _, stream in streams:
+            stream.stop()
+        raise
+
+
+@contextlib.contextmanager
+def live_progress(progress: Progress, enabled: bool) -> Iterator[None]:
+    """Show ``progress.line()`` as a live line under the output, if ``enabled`` (a terminal)."""
+    if not enabled:
+        yield
+        return
+    try:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+    except ImportError:  # rich is a dependency, but the output is complete without it
+        yield
+        return
+
+    console = Console(file=sys.stdout, highlight=False)
+    live = Live(
+        get_renderable=lambda: Text(progress.line(), style="bold"),
+        console=console,
+        refresh_per_second=4,
+        redirect_stdout=True,
+        redirect_stderr=True,
+    )
+    # Log records must go above the live line too: point the handlers that
+    # write to the real stderr at rich's redirected one while it is live.
+    handlers = [
+        h for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr
+    ]
+    original = sys.stderr
+    with live:
+        for handler in handlers:
+            handler.setStream(sys.stderr)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.setStream(original)
+
+
+async def async_main(args: argparse.Namespace) -> int:
+    """Receive as the options say; returns the exit status."""
+    streams: list[tuple[str, spead2.recv.asyncio.Stream]] = []
+    interrupted = False
+
+    def stop_all() -> None:
+        nonlocal interrupted
+        interrupted = True
+        for _, stream in streams:
+            stream.stop()
+
+    # Handlers first, so that a Ctrl-C as soon as the sockets are bound is handled too.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_all)
+    settings = ReceiverSettings.from_args(args)
+    pool_affinity = _options.apply_affinity(settings.affinity)
+    thread_pool = spead2.ThreadPool(settings.threads, pool_affinity)
+    await make_streams(args, settings, thread_pool, streams)
+    if interrupted:
+        stop_all()
+    udp_ports = [] if settings.tcp else [s[1] for s in args.sources if isinstance(s, tuple)]
+    progress = Progress([stream for _, stream in streams], udp_ports)
+    with live_progress(progress, sys.stdout.isatty()):
+        printer = Printer(args.values, args.descriptors, sys.stdout)
+        await asyncio.gather(
+            *(consume(name, stream, printer, progress, args.max_heaps) for name, stream in streams)
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``spead2_recv`` / ``spead2_recv.py``."""
+    prog = _options.prog_name("spead2_recv")
+    args = parse_args(argv, prog)
+    _options.setup_logging(args.log)
+    return _options.run_main(prog, async_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
