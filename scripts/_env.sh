@@ -35,15 +35,22 @@ setup_venv() {
     fi
 }
 
-# tcpdump captures real loopback traffic for the pcap interop tests. Installed
-# when missing and we may (root with apt); otherwise those tests skip, saying why.
+# System tools some tests use: tcpdump (captures real loopback traffic for the
+# pcap interop tests) and Chromium with chromedriver (the web example's page in
+# a real browser). Installed when missing and we may (root with apt); otherwise
+# those tests skip, saying why.
 setup_system_tools() {
-    command -v tcpdump >/dev/null 2>&1 && return 0
+    local missing=()
+    command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump; } >/dev/null 2>&1 \
-            || echo "warning: could not install tcpdump; pcap capture tests will be skipped" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
+            >/dev/null 2>&1 \
+            || echo "warning: could not install ${missing[*]}; tests needing them will be skipped" >&2
     else
-        echo "note: tcpdump not found; pcap capture tests will be skipped" >&2
+        echo "note: ${missing[*]} not found; tests needing them will be skipped" >&2
     fi
 }
 
