@@ -29,7 +29,7 @@ setup_venv() {
     local stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
     if [ ! -f "$stamp" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e ".[test]"
+        .venv/bin/python -m pip install -q -e ".[test,docs]"
         rm -f .venv/.installed-*
         touch "$stamp"
     fi
