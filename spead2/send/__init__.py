@@ -4,6 +4,7 @@ from ._config import GroupMode, RateMethod, StreamConfig
 from ._generator import HeapGenerator, ItemGroup
 from ._heap import Heap, PacketGenerator
 from ._memory_streams import BytesStream, InprocStream
+from ._network_streams import TcpStream, UdpStream
 from ._stream import HeapReference, HeapReferenceList, Stream
 
 __all__ = [
@@ -19,4 +20,6 @@ __all__ = [
     "RateMethod",
     "Stream",
     "StreamConfig",
+    "TcpStream",
+    "UdpStream",
 ]

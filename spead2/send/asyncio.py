@@ -10,15 +10,29 @@ transport implementing the ``AsyncTransport`` interface described in
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
+from typing import Any, Self, overload
 
 from .._inproc import InprocQueue
 from .._thread_pool import ThreadPool
+from ..transports.tcp_send import AsyncTcpTransport, tcp_connect_async
+from ..transports.udp_send import AsyncUdpTransport
 from ._config import StreamConfig
 from ._memory_streams import _check_thread_pool, _InprocTransport
+from ._network_streams import (
+    TCP_DEFAULT_BUFFER_SIZE,
+    UDP_DEFAULT_BUFFER_SIZE,
+    Endpoints,
+    open_udp,
+    own_transport,
+    precise_sleeper,
+    tcp_connect_args,
+    tcp_socket_args,
+)
 from ._stream import AsyncStream
 
-__all__ = ["InprocStream"]
+__all__ = ["InprocStream", "TcpStream", "UdpStream"]
 
 
 class InprocStream(AsyncStream):
@@ -41,3 +55,136 @@ class InprocStream(AsyncStream):
     def queues(self) -> list[InprocQueue]:
         """The queues, indexed by substream (a new list each time)."""
         return list(self._inproc.queues)
+
+
+def _use_precise_sleep(stream: AsyncStream) -> None:
+    # The default asyncio.sleep is far too coarse for rate limiting at
+    # Gb/s (see TimerSleeper).
+    sleeper = precise_sleeper(stream)
+    if sleeper is not None:
+        stream._sleep = sleeper.async_sleep
+
+
+class UdpStream(AsyncStream):
+    """Asyncio stream sending each packet as a UDP datagram to its substream's endpoint.
+
+    The constructor forms are those of :class:`spead2.send.UdpStream`. Sends
+    never block the event loop: while the socket buffer is full the driver
+    waits for it to drain (backpressure) instead of dropping packets.
+    """
+
+    DEFAULT_BUFFER_SIZE = UDP_DEFAULT_BUFFER_SIZE
+
+    @overload
+    def __init__(
+        self,
+        thread_pool: ThreadPool,
+        endpoints: Endpoints,
+        config: StreamConfig | None = None,
+        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
+        interface_address: str = "",
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        thread_pool: ThreadPool,
+        endpoints: Endpoints,
+        config: StreamConfig | None = None,
+        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
+        *,
+        ttl: int,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        thread_pool: ThreadPool,
+        endpoints: Endpoints,
+        config: StreamConfig | None = None,
+        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
+        *,
+        ttl: int,
+        interface_address: str,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        thread_pool: ThreadPool,
+        endpoints: Endpoints,
+        config: StreamConfig | None = None,
+        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
+        *,
+        ttl: int,
+        interface_index: int,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        thread_pool: ThreadPool,
+        socket: socket.socket,
+        endpoints: Endpoints,
+        config: StreamConfig | None = None,
+    ) -> None: ...
+
+    def __init__(self, thread_pool: ThreadPool, *args: Any, **kwargs: Any) -> None:
+        _check_thread_pool(thread_pool)
+        config, sock, addrs = open_udp("UdpStream", args, kwargs)
+        transport = AsyncUdpTransport(sock, addrs)
+        own_transport(self, transport)
+        super().__init__(config, transport)
+        _use_precise_sleep(self)
+
+
+class TcpStream(AsyncStream):
+    """Asyncio stream writing packets back to back on a TCP connection; one substream.
+
+    ``TcpStream(thread_pool, socket, config=StreamConfig())`` takes (a
+    duplicate of) a connected socket; ``await TcpStream.connect(...)`` opens
+    the connection without blocking the loop. Writes never block the loop:
+    what the kernel cannot take yet is queued and the driver waits for it.
+    The connection is closed when the stream is garbage collected.
+    """
+
+    DEFAULT_BUFFER_SIZE = TCP_DEFAULT_BUFFER_SIZE
+
+    def __init__(
+        self,
+        thread_pool: ThreadPool,
+        socket: socket.socket,
+        config: StreamConfig | None = None,
+    ) -> None:
+        _check_thread_pool(thread_pool)
+        config, sock = tcp_socket_args("TcpStream", (socket,), {"config": config})
+        transport = AsyncTcpTransport(sock)
+        own_transport(self, transport)
+        super().__init__(config, transport)
+        _use_precise_sleep(self)
+
+    @classmethod
+    async def connect(
+        cls,
+        thread_pool: ThreadPool,
+        endpoints: Endpoints,
+        config: StreamConfig | None = None,
+        buffer_size: int = TCP_DEFAULT_BUFFER_SIZE,
+        interface_address: str = "",
+    ) -> Self:
+        """Connect to the single endpoint in ``endpoints`` and return the stream.
+
+        Arguments as for the connecting form of :class:`spead2.send.TcpStream`.
+        A refused connection raises ``ConnectionRefusedError``.
+        """
+        _check_thread_pool(thread_pool)
+        config, (host, port), buffer_size, interface_address = tcp_connect_args(
+            "TcpStream.connect",
+            (endpoints,),
+            {"config": config, "buffer_size": buffer_size, "interface_address": interface_address},
+        )
+        sock = await tcp_connect_async(host, port, buffer_size, interface_address)
+        try:
+            return cls(thread_pool, sock, config)
+        finally:
+            sock.close()  # the stream has its own duplicate
