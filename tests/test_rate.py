@@ -171,3 +171,24 @@ def test_properties(
         sent += size
         last = t
         now = send_at
+
+
+def test_lag_at_idle_is_caught_up_but_idle_time_is_not():
+    """A sender that overslept before going idle catches up; idle time itself is forgiven."""
+    limiter = RateLimiter(burst_size=0, burst_rate_ratio=2.0)
+    rate = 1000.0  # bytes/s: a 100-byte packet takes 0.1 s
+    assert limiter.packet_time(100, 0.0, rate) == 0.0
+    # Ideal schedule: done at 0.1 s. The caller overslept to 0.3 s, then went idle.
+    limiter.idle(0.3)
+    # Resuming at once, the next packet may go at once and the one after it
+    # only half a packet-time later: catching up at twice the rate.
+    assert limiter.packet_time(100, 0.3, rate) == 0.3
+    assert limiter.packet_time(100, 0.3, rate) == pytest.approx(0.35)
+
+
+def test_idle_without_time_drops_lag():
+    limiter = RateLimiter(burst_size=0, burst_rate_ratio=2.0)
+    limiter.packet_time(100, 0.0, 1000.0)
+    limiter.idle()
+    assert limiter.packet_time(100, 5.0, 1000.0) == 5.0
+    assert limiter.packet_time(100, 5.0, 1000.0) == pytest.approx(5.1)

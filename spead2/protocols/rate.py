@@ -18,9 +18,11 @@ The model:
   burst_rate_ratio``: a new burst also waits until the previous burst would
   have finished at that burst rate, measured from when it started.
 * Time spent with nothing to send is not "behind": after :meth:`idle`, the
-  ideal schedule is moved up to the present (credit is dropped, a debt
-  is kept), so an idle stream cannot later burst at the catch-up rate for
-  as long as it was idle.
+  ideal schedule is moved up to the present minus whatever lag the sender
+  already had when it went idle. So an idle stream cannot later burst at the
+  catch-up rate for as long as it was idle, but a sender that overslept just
+  before going idle (e.g. at the end of one blocking ``send_heap``) still
+  catches up on that at the next packet.
 * Every packet may carry its own rate (a per-heap override). A rate of 0 is
   unlimited: such packets go at once and do not count against the schedule;
   they count as idle time for the packets that follow.
@@ -51,6 +53,7 @@ class RateLimiter:
         "_burst_start",
         "_burst_duration",
         "_next_burst",
+        "_idle_lag",
     )
 
     def __init__(self, burst_size: int, burst_rate_ratio: float) -> None:
@@ -73,13 +76,19 @@ class RateLimiter:
         self._burst_duration = 0.0
         # Earliest start of the next burst; only rises when a burst closes.
         self._next_burst = -math.inf
+        # How far behind the ideal schedule the sender was when it went idle.
+        self._idle_lag = 0.0
 
-    def idle(self) -> None:
-        """Note that the sender had nothing to send (its queue drained).
+    def idle(self, now: float | None = None) -> None:
+        """Note that the sender has nothing to send (its queue drained) as of ``now``.
 
-        The next packet will not be allowed to catch up for time spent idle.
+        The next packet will not be allowed to catch up for time spent idle;
+        a lag the sender already had at ``now`` is kept (without ``now``, it
+        is dropped too).
         """
         self._fresh = True
+        lag = 0.0 if now is None else now - self._rate_time
+        self._idle_lag = lag if lag > 0.0 else 0.0
 
     def packet_time(self, size: int, now: float, rate: float) -> float:
         """Account for a packet of ``size`` bytes and return when it may be sent.
@@ -91,11 +100,14 @@ class RateLimiter:
         """
         if rate <= 0.0:
             self._fresh = True
+            self._idle_lag = 0.0
             return now
         if self._fresh:
             self._fresh = False
-            if self._rate_time < now:
-                self._rate_time = now
+            floor = now - self._idle_lag
+            self._idle_lag = 0.0
+            if self._rate_time < floor:
+                self._rate_time = floor
         if self._burst_bytes >= self._burst_size:
             # The previous burst is complete: this packet starts a new one,
             # which must wait for the ideal schedule and for the catch-up cap.

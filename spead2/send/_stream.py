@@ -487,14 +487,14 @@ class SyncStream(Stream):
             group = self._prepare(refs, mode)
             scheduler = group.scheduler
             send_packet = self._transport.send_packet
-            # Each call starts from an empty queue: no catching up for the gap.
-            self._limiter.idle()
             if not scheduler.limited:
                 while (item := scheduler.next_packet(0.0)) is not None:
                     send_packet(item[0], item[1])
-            else:
-                clock = self._clock
-                sleep = self._sleep
+                self._limiter.idle(self._clock())  # unlimited packets count as idle time
+                return scheduler.bytes_sent
+            clock = self._clock
+            sleep = self._sleep
+            try:
                 while True:
                     now = clock()
                     item = scheduler.next_packet(now)
@@ -504,6 +504,11 @@ class SyncStream(Stream):
                     if send_time > now:
                         sleep(send_time - now)
                     send_packet(substream_index, packet)
+            finally:
+                # The queue is empty between calls: no catching up for the
+                # gap until the next call, but a sleep that overshot at the
+                # end of this one is still made up then.
+                self._limiter.idle(clock())
             return scheduler.bytes_sent
 
 
@@ -649,7 +654,7 @@ class AsyncStream(Stream):
             raise
         finally:
             self._task = None
-            self._limiter.idle()
+            self._limiter.idle(self._clock())
 
     def _pump(self, group: _HeapGroup, blocking: bool) -> float | Awaitable[None] | None:
         """Send packets of ``group`` until it finishes or something must be waited for.
