@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from .._errors import Empty, Full, Stopped
-from . import _chunk
+from ._chunk_config import Chunk
+from ._chunk_rings import ChunkRingbuffer as _ChunkRingbuffer
 
 __all__ = ["ChunkRingbuffer"]
 
 
-class ChunkRingbuffer(_chunk.ChunkRingbuffer):
+class ChunkRingbuffer(_ChunkRingbuffer):
     """A :class:`spead2.recv.ChunkRingbuffer` whose ``get`` and ``put`` are coroutines.
 
     Waiting costs no thread: the coroutine sleeps on a future that the ring
@@ -19,7 +20,7 @@ class ChunkRingbuffer(_chunk.ChunkRingbuffer):
     stream on another thread can fill or drain the ring.
     """
 
-    async def get(self) -> _chunk.Chunk:  # type: ignore[override]
+    async def get(self) -> Chunk:  # type: ignore[override]
         """The next chunk; raises ``spead2.Stopped`` once the ring is stopped and drained."""
         loop = asyncio.get_running_loop()
         while True:
@@ -33,7 +34,7 @@ class ChunkRingbuffer(_chunk.ChunkRingbuffer):
             finally:
                 waiter.cancel()
 
-    async def put(self, chunk: _chunk.Chunk) -> None:  # type: ignore[override]
+    async def put(self, chunk: Chunk) -> None:  # type: ignore[override]
         """Add a chunk, waiting for room; raises ``spead2.Stopped`` if the ring is stopped."""
         loop = asyncio.get_running_loop()
         while True:
@@ -51,7 +52,7 @@ class ChunkRingbuffer(_chunk.ChunkRingbuffer):
     def __aiter__(self) -> ChunkRingbuffer:
         return self
 
-    async def __anext__(self) -> _chunk.Chunk:
+    async def __anext__(self) -> Chunk:
         try:
             return await self.get()
         except Stopped:
