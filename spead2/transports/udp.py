@@ -33,6 +33,7 @@ __all__ = [
     "UdpReader",
     "resolve",
     "runtime_error",
+    "request_socket_buffer",
     "set_receive_buffer",
     "udp_socket_for_ipv4_group",
     "udp_socket_for_ipv6_group",
@@ -45,7 +46,7 @@ _INT_MAX = 2**31 - 1
 _MAX_DATAGRAM = 65535
 #: Linux reports (and accounts) twice the SO_RCVBUF it was asked for, half of
 #: it for bookkeeping; halving the read-back gives the figure comparable to the request.
-_RCVBUF_REPORT_FACTOR = 2 if sys.platform.startswith("linux") else 1
+_BUFFER_REPORT_FACTOR = 2 if sys.platform.startswith("linux") else 1
 #: Receive without blocking, leaving the O_NONBLOCK flag of a socket we share
 #: with the caller (a duplicated descriptor shares it) untouched.
 _DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
@@ -93,18 +94,23 @@ def _ip(sockaddr: Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 def set_receive_buffer(sock: socket.socket, requested: int) -> None:
-    """Ask the kernel for a ``requested``-byte receive buffer (0: leave the OS default).
+    """Ask the kernel for a ``requested``-byte receive buffer (0: leave the OS default)."""
+    request_socket_buffer(sock, socket.SO_RCVBUF, requested)
+
+
+def request_socket_buffer(sock: socket.socket, option: int, requested: int) -> None:
+    """Ask for a ``requested``-byte ``SO_RCVBUF``/``SO_SNDBUF`` (0: leave the OS default).
 
     Getting less is common (the kernel caps it) and only worth a warning that
-    names both sizes; it is never an error.
+    names both sizes, as the reference gives; it is never an error.
     """
     if requested <= 0:
         return
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, min(requested, _INT_MAX))
+        sock.setsockopt(socket.SOL_SOCKET, option, min(requested, _INT_MAX))
     except OSError:
         pass  # some kernels refuse oversized requests outright: report what we have
-    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // _RCVBUF_REPORT_FACTOR
+    granted = sock.getsockopt(socket.SOL_SOCKET, option) // _BUFFER_REPORT_FACTOR
     if granted < requested:
         logger.warning(
             "requested socket buffer size %d but only received %d: refer to documentation "

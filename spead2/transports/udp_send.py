@@ -21,13 +21,11 @@ import ipaddress
 import os
 import select
 import socket
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._log import logger
 from ..protocols.packetizer import Packet
-from .udp import runtime_error
+from .udp import request_socket_buffer, runtime_error
 
 __all__ = [
     "Address",
@@ -51,9 +49,6 @@ __all__ = [
 
 Address = tuple[Any, ...]
 
-_INT_MAX = 2**31 - 1
-#: Linux reports (and accounts) twice the SO_SNDBUF it was asked for.
-_SNDBUF_REPORT_FACTOR = 2 if sys.platform.startswith("linux") else 1
 #: Non-blocking for one call, leaving the O_NONBLOCK flag of a descriptor we
 #: share with the caller (a duplicated socket shares it) untouched.
 DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
@@ -174,25 +169,8 @@ def new_socket(family: socket.AddressFamily, kind: socket.SocketKind) -> socket.
 
 
 def set_send_buffer(sock: socket.socket, requested: int) -> None:
-    """Ask the kernel for a ``requested``-byte send buffer (0: leave the OS default).
-
-    Getting less is common (the kernel caps it) and only worth a warning
-    naming both sizes, as the reference gives; it is never an error.
-    """
-    if requested <= 0:
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, min(requested, _INT_MAX))
-    except OSError:
-        pass  # some kernels refuse oversized requests outright: report what we have
-    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // _SNDBUF_REPORT_FACTOR
-    if granted < requested:
-        logger.warning(
-            "requested socket buffer size %d but only received %d: refer to documentation "
-            "for details on increasing buffer size",
-            requested,
-            granted,
-        )
+    """Ask the kernel for a ``requested``-byte send buffer (0: leave the OS default)."""
+    request_socket_buffer(sock, socket.SO_SNDBUF, requested)
 
 
 def bind_interface(sock: socket.socket, interface_address: str) -> None:
