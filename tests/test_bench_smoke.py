@@ -1,0 +1,49 @@
+"""Smoke test of the benchmark command: ``bench/run.py --quick`` runs every workload and prints the table.
+
+No thresholds: the figures depend on the machine. The reference columns are
+filled only when ``SPEAD2_REFERENCE_PYTHON`` names the reference's
+interpreter in the environment of the test run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Every row the full command reports, in order.
+ROWS = ["1", "2a", "2b", "3a", "3b", "4", "5a", "5b",
+        "6a", "6b", "6c", "6d", "6e", "6f", "7a", "7b"]
+
+
+@pytest.mark.timeout(240)
+def test_quick_run_completes_and_prints_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=200, cwd=tmp_path, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("| # | workload | unit | ours | reference | ours/ref | target |")
+    # Table rows start with "| " (the alignment row with "|-"); [1:] skips the header.
+    numbers = [line.split("|")[1].strip() for line in lines if line.startswith("| ")][1:]
+    assert numbers == ROWS
+    assert "failed:" not in proc.stdout, proc.stdout
+    report = json.loads(out.read_text())
+    rows = {row["number"]: row for row in report["rows"]}
+    for number in ROWS:
+        assert rows[number]["ours"] is not None, rows[number]
+        assert rows[number]["ours"] == rows[number]["ours"]  # not NaN
+    # Our figures are positive rates (errors and memory growth may be any sign).
+    for number in ROWS[:14]:
+        if not number.startswith("6e") and not number.startswith("6f"):
+            assert rows[number]["ours"] > 0, rows[number]
+    has_reference = os.access(os.environ.get("SPEAD2_REFERENCE_PYTHON", ""), os.X_OK)
+    assert all((row["reference"] is not None) == has_reference for row in rows.values())
+    assert report["machine"]["nproc"] >= 1
