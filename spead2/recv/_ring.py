@@ -25,6 +25,11 @@ from typing import Any
 from .._errors import Empty, Stopped
 
 _STOPPED_MSG = "ring buffer has been stopped"
+#: What a waiter's future gets when the ring stops. Not an exception stored in
+#: the future: that exception's traceback would hold the waiting frame, which
+#: holds the future — a reference cycle keeping the stream (and its last heap)
+#: alive until the cyclic garbage collector happens to run.
+_STOPPED = object()
 _EMPTY_MSG = "ring buffer is empty"
 
 
@@ -139,11 +144,14 @@ class HeapRing:
                 raise
             return item
         try:
-            return await future
+            item = await future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled() and future.exception() is None:
+            if future.done() and not future.cancelled() and future.result() is not _STOPPED:
                 self._unget(future.result())
             raise
+        if item is _STOPPED:
+            raise Stopped(_STOPPED_MSG)
+        return item
 
     # -- internals ----------------------------------------------------------------
 
@@ -197,7 +205,7 @@ class HeapRing:
                     future.set_result(self._items.popleft())
                 elif self._stopped:
                     waiters.popleft()
-                    future.set_exception(Stopped(_STOPPED_MSG))
+                    future.set_result(_STOPPED)
                 else:
                     break
             if self._space_waiters and len(self._items) < self.capacity:
