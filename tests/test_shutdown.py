@@ -365,12 +365,6 @@ def test_dropped_stream_releases_its_sockets() -> None:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the readiness pipe behind Stream.fd (2 fds, made on first use by "
-    "HeapRing.signal_fd) is never closed: HeapRing.close_fd() exists but nothing calls it, "
-    "neither stop() nor the stream's finaliser, so every stream whose fd was read leaks 2 fds.",
-)
 def test_dropped_stream_closes_its_fd_pipe() -> None:
     pool = spead2.ThreadPool()
     gc.collect()

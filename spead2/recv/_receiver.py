@@ -128,6 +128,14 @@ class ReceiverCore:
     def finish(self, by_user: bool) -> None:
         """Flush partial data and end the output (subclasses)."""
 
+    def release(self) -> None:
+        """The user-facing stream is gone: stop, and free what only it could use."""
+        self.stop_threadsafe()
+        self.close_handles()
+
+    def close_handles(self) -> None:
+        """Close OS handles kept for the user-facing stream (subclasses)."""
+
     def stop_threadsafe(self) -> None:
         """Stop from any thread, even after the loop has stopped running."""
         if self.loop.is_closed():
@@ -154,7 +162,7 @@ class _Stream(NetworkReaders, PcapReaders):
     def _init_core(self, thread_pool: ThreadPool, core: ReceiverCore) -> None:
         self._thread_pool = thread_pool  # keeps the pool (and its loop) alive as long as the stream
         self._core = core
-        self._finalizer = weakref.finalize(self, ReceiverCore.stop_threadsafe, core)
+        self._finalizer = weakref.finalize(self, ReceiverCore.release, core)
 
     @staticmethod
     def _check_types(thread_pool: object, config: object) -> None:

@@ -38,6 +38,10 @@ class StreamCore(ReceiverCore):
         self.count_blocked("ringbuffer")
         await self.ring.wait_space()
 
+    def close_handles(self) -> None:
+        # The readiness pipe behind Stream.fd serves only the user's object.
+        self.ring.close_fd()
+
     def finish(self, by_user: bool) -> None:
         # A user's stop counts partial heaps but does not deliver them; a stop
         # from the network side (end of input, stop item) delivers them as
