@@ -468,8 +468,11 @@ def _field_values(field: _Field, bits: npt.NDArray[np.uint8]) -> npt.NDArray[Any
         rows = np.packbits(padded, axis=1)
         ints = [int.from_bytes(row.tobytes()) for row in rows]
         if code == "i":
-            sign = 1 << (width - 1)
-            ints = [v - (sign << 1) if v & sign else v for v in ints]
+            # Only values that arrived (each already ``width`` bits of data)
+            # may cost a ``width``-bit int: a hostile width with no elements
+            # must not allocate 2**width-sized ints up front.
+            top = width - 1
+            ints = [v - (1 << width) if (v >> top) & 1 else v for v in ints]
         result = np.empty(n, object)
         result[:] = [bool(v) for v in ints] if code == "b" else ints
         return result
