@@ -140,26 +140,10 @@ def itemgroup(data: bytes) -> None:
         rig.assembler.flush(deliver_incomplete=True)
         heaps = [heap for heap in rig.delivered if isinstance(heap, Heap)]
     for heap in heaps:
-        if _known_wide_signed_bug(heap):
-            continue
         # '|' keeps wire byte order, so values can be compared with raw bytes.
         updated = _harness.update_only_value_errors(group, heap, "|")
         if updated is not None:
             _check_values(group, heap, updated)
-
-
-def _known_wide_signed_bug(heap: Heap) -> bool:
-    """Whether ``heap`` would trigger the known bug of tests/fuzz/regressions/ (skipped).
-
-    Signed fields wider than 2**20 bits make the decoder allocate the field's
-    width even for no element (``test_absurd_signed_width_decodes_to_an_empty_array``).
-    Remove this filter once that test passes, so fuzzing covers the case again.
-    """
-    return any(
-        code == "i" and bits > 1 << 20
-        for raw in heap.get_descriptors()
-        for code, bits in raw.format
-    )
 
 
 def _heap_from_bytes(data: bytes) -> Heap:
