@@ -285,15 +285,6 @@ def test_zero_length_packet_storm_is_bounded_and_counted() -> None:
     assert r.delivered == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a live heap appends the item pointers of every zero-length-payload packet, "
-    "exact duplicates included (HeapAssembler.add_packet: `heap.pointers += pointers` also runs "
-    "when plen == 0; in out-of-order mode add_out_of_order returns 0, not -1, for an empty "
-    "payload), so repeating one 840-byte packet 5000 times holds 500k pointers (~22 MB, over 5x "
-    "the bytes received) and it grows without bound while copies arrive. The reference keeps "
-    "memory flat (observed: 50000 copies, RSS +0.6 MB, 100 items).",
-)
 @pytest.mark.parametrize("out_of_order", [False, True])
 def test_repeated_zero_length_packets_keep_memory_bounded(out_of_order: bool) -> None:
     pointers = [imm(ITEM + i, i) for i in range(100)]

@@ -116,7 +116,10 @@ class _LiveHeap:
     in-order mode the data are always exactly ``[0, received)``.
     """
 
-    __slots__ = ("cnt", "hab", "length", "received", "payload", "pointers", "starts", "ends", "pending", "done")
+    __slots__ = (
+        "cnt", "hab", "length", "received", "payload", "pointers", "seen", "starts", "ends",
+        "pending", "done",
+    )
 
     def __init__(self, cnt: int, hab: int, length: int) -> None:
         self.cnt = cnt
@@ -125,12 +128,34 @@ class _LiveHeap:
         self.received = 0
         self.payload = bytearray()
         self.pointers: list[int] = []
+        #: The distinct words of ``pointers``, built when a second packet brings pointers.
+        self.seen: set[int] | None = None
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.pending: list[tuple[int, bytes]] | None = None
         #: All bytes arrived but an item address lies beyond the heap: it can
         #: never be delivered complete, only evicted or flushed as incomplete.
         self.done = False
+
+    def add_pointers(self, pointers: tuple[int, ...]) -> None:
+        """Append the words of ``pointers`` not already held.
+
+        A delivered heap keeps only the first occurrence of each word anyway;
+        dropping repeats here keeps a heap's memory proportional to what is
+        new, so a flood of copies of one payload-less packet (or a sender
+        repeating its pointers in every packet) cannot grow it without bound.
+        """
+        held = self.pointers
+        if not held:
+            held += pointers
+            return
+        seen = self.seen
+        if seen is None:
+            seen = self.seen = set(held)
+        for word in pointers:
+            if word not in seen:
+                seen.add(word)
+                held.append(word)
 
     def extent(self, in_order: bool) -> int:
         """One past the furthest byte received."""
@@ -380,7 +405,7 @@ class HeapAssembler:
                     del live[cnt]  # type: ignore[union-attr]  # the stop heap is discarded
                     self._stop()
                     return False
-                heap.pointers += pointers
+                heap.add_pointers(pointers)
 
         if heap.received == heap.length and not heap.done:
             self._complete(live, heap)
