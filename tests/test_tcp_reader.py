@@ -18,6 +18,7 @@ import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import tcp as tcp_transport
+from spead2.transports.base import BATCH_PACKETS
 
 TIMEOUT = 10.0
 
@@ -633,12 +634,33 @@ def test_framing_pauses_when_ring_full():
             return SimpleNamespace(add_done_callback=lambda cb: None)
 
     sink.loop = Loop()
-    feed(protocol, b"".join(PACKETS[:6]), [100000])
-    assert len(sink.packets) == 3  # the rest stays buffered, not lost
+    # The ring is looked at between batches: a whole batch goes in, then reading pauses.
+    small = [p for p in PACKETS if len(p) <= 800]
+    many = (small * (BATCH_PACKETS // len(small) + 1))[: BATCH_PACKETS + 10]
+    assert len(b"".join(many)) < len(protocol.get_buffer(-1))  # arrives in one read
+    feed(protocol, b"".join(many), [1 << 20])
+    assert len(sink.packets) == BATCH_PACKETS  # the rest stays buffered, not lost
     assert paused == [True]
     sink.capacity = None
     assert protocol._process() is False
+    assert sink.packets == many
+
+
+def test_framing_pauses_after_a_short_batch_that_fills_the_ring():
+    sink = FakeSink(capacity=3)
+    protocol = make_protocol(sink, 65536)
+    paused = []
+    protocol._transport = SimpleNamespace(pause_reading=lambda: paused.append(True))
+
+    class Loop:
+        def create_task(self, coro):
+            coro.close()
+            return SimpleNamespace(add_done_callback=lambda cb: None)
+
+    sink.loop = Loop()
+    feed(protocol, b"".join(PACKETS[:6]), [100000])
     assert sink.packets == PACKETS[:6]
+    assert paused == [True]  # no more data is read until the consumer makes room
 
 
 def test_framing_counts_partial_packet_at_eof():

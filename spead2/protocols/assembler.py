@@ -6,10 +6,12 @@ when a substream is full the oldest-created live heap is evicted. A sized
 heap is delivered as soon as all its payload bytes have arrived.
 
 Memory is proportional to the bytes actually received, whatever the packets
-claim: a heap's payload buffer grows as data arrives (appending is also the
-fastest way to fill it, far cheaper than zero-filling ``heap_length`` bytes
-up front), and in out-of-order mode a packet far beyond the data received so
-far is held aside instead of stretching the buffer to reach it. See
+claim: a heap's payload buffer is allocated at its full HEAP_LENGTH only once
+that is at most :data:`PREALLOCATE_RATIO` times the bytes it will then hold,
+and until then it grows by doubling; in out-of-order mode a packet far beyond
+the data received so far is held aside instead of stretching the buffer to
+reach it. (Growing the buffer packet by packet instead costs a reallocation,
+often a copy of everything so far, every few packets.) See
 docs/differences.md ("Receive core").
 
 The assembler is sans-IO: it never blocks, sleeps or looks at a clock; it
@@ -48,6 +50,7 @@ __all__ = [
     "stream_stat_configs",
     "MAX_RANGES",
     "LOOKAHEAD_SLACK",
+    "PREALLOCATE_RATIO",
 ]
 
 _INFO = logging.INFO
@@ -67,6 +70,12 @@ MAX_RANGES = 16384
 #: rejected if it also overlaps data already received: honest senders never
 #: do that, and it keeps the bytes held aside no more than the bytes received.)
 LOOKAHEAD_SLACK = 65536
+
+#: A heap's payload buffer jumps straight to HEAP_LENGTH bytes once that is at
+#: most this many times the bytes it must then hold (a 1 MiB heap is allocated
+#: whole at its first 9000-byte packet); otherwise it doubles. So a live heap
+#: never holds more than this many times its bytes received.
+PREALLOCATE_RATIO = 128
 
 
 class AssemblerConfig(Protocol):
@@ -157,6 +166,26 @@ class _LiveHeap:
                 seen.add(word)
                 held.append(word)
 
+    def reserve(self, end: int, received: int) -> bytearray:
+        """Make the payload buffer at least ``end`` bytes long, ``received`` bytes having arrived.
+
+        See :data:`PREALLOCATE_RATIO`; the new bytes are zeros.
+        """
+        payload = self.payload
+        size = len(payload)
+        length = self.length
+        if 0 <= length <= received * PREALLOCATE_RATIO:
+            capacity = length
+        else:
+            capacity = max(end, 2 * size)
+            if 0 <= length < capacity:
+                capacity = length
+        if not size:
+            payload = self.payload = bytearray(capacity)
+        else:
+            payload += bytes(capacity - size)
+        return payload
+
     def extent(self, in_order: bool) -> int:
         """One past the furthest byte received."""
         if in_order:
@@ -222,12 +251,12 @@ class _LiveHeap:
                 starts[i:j] = [min(starts[i], offset)]
                 ends[i:j] = [max(ends[j - 1], end)]
         self.received += new
-        if offset <= size:
-            # Writes in place, appends, or straddles the end (growing to ``end``).
+        if end <= size:
             payload[offset:end] = data
         elif not far:
-            payload += bytes(offset - size)
-            payload += data
+            # Appends, straddles the end, or lands a little beyond it (gap zero-filled).
+            payload = self.reserve(end, self.received)
+            payload[offset:end] = data
         else:
             if self.pending is None:
                 self.pending = []
@@ -372,8 +401,9 @@ class HeapAssembler:
                 self._evict(live)
             heap = live[cnt] = _LiveHeap(cnt, hab, length)
             if in_order:
-                heap.payload = bytearray(view[start:])
-                heap.received = plen
+                if plen:
+                    heap.reserve(plen, plen)[:plen] = view[start:]
+                    heap.received = plen
             else:
                 heap.add_out_of_order(offset, view[start:])
             if pointers:
@@ -396,8 +426,12 @@ class HeapAssembler:
                     )
                     return True
                 if plen:
-                    heap.payload += view[start:]
-                    heap.received += plen
+                    end = offset + plen
+                    payload = heap.payload
+                    if end > len(payload):
+                        payload = heap.reserve(end, end)
+                    payload[offset:end] = view[start:]
+                    heap.received = end
             elif heap.add_out_of_order(offset, view[start:]) < 0:
                 return True
             if pointers:
@@ -472,7 +506,9 @@ class HeapAssembler:
             return
         self._remove(live, heap)  # type: ignore[arg-type]
         self._stats[HEAPS] += 1
-        payload = heap.materialise(heap.length) if heap.pending else heap.payload
+        payload = heap.payload
+        if heap.pending or len(payload) != heap.length:
+            payload = heap.materialise(heap.length)
         self._deliver(Heap(heap.cnt, self._flavours[heap.hab >> 3], heap.pointers, payload))  # type: ignore[arg-type]
 
     def _finish_incomplete(self, heap: _LiveHeap) -> None:

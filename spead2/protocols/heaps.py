@@ -8,6 +8,7 @@ when someone asks, so a consumer that never looks pays nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 from .constants import (
     CTRL_STREAM_START,
@@ -65,6 +66,9 @@ class RawItem:
     def __repr__(self) -> str:
         kind = "immediate" if self._is_immediate else "addressed"
         return f"<RawItem id={self._id:#x} {kind} {len(self._buffer)} bytes>"
+
+
+_first = itemgetter(0)
 
 
 def _split(pointer: int, address_bits: int) -> tuple[int, bool, int]:
@@ -143,13 +147,14 @@ class HeapBase:
 class Heap(HeapBase):
     """A complete received heap."""
 
-    __slots__ = ("_payload",)
+    __slots__ = ("_payload", "_layout")
 
     def __init__(
         self, cnt: int, flavour: Flavour, pointers: Sequence[int], payload: bytearray | memoryview
     ) -> None:
         super().__init__(cnt, flavour, pointers)
         self._payload = payload
+        self._layout: list[tuple[int, int, int]] | None = None
 
     @property
     def payload(self) -> memoryview:
@@ -161,20 +166,25 @@ class Heap(HeapBase):
 
         An item's value runs to the next address at or above it among *all*
         addressed pointers, NULL and descriptor pointers included, so with two
-        pointers at one address the earlier gets length 0.
+        pointers at one address the earlier gets length 0. Worked out once:
+        ``ItemGroup.update`` asks for it twice (descriptors, then values).
         """
+        result = self._layout
+        if result is not None:
+            return result
         bits = self._flavour.heap_address_bits
-        located = []
-        for pointer in self._pointers:
-            item_id, immediate, address = _split(pointer, bits)
-            if not immediate:
-                located.append((address, item_id))
-        located.sort(key=lambda entry: entry[0])
+        mask = (1 << bits) - 1
         end = len(self._payload)
+        # (address, id) of each addressed pointer; immediates have the top bit set.
+        located = [(word & mask, word >> bits) for word in self._pointers if word < _IMMEDIATE]
+        if len(located) > 1:
+            located.sort(key=_first)  # stable: equal addresses keep pointer order
         result = []
+        last = len(located) - 1
         for i, (address, item_id) in enumerate(located):
-            following = located[i + 1][0] if i + 1 < len(located) else end
+            following = located[i + 1][0] if i < last else end
             result.append((item_id, address, min(following, end) - address))
+        self._layout = result
         return result
 
     def get_items(self) -> list[RawItem]:
@@ -189,16 +199,23 @@ class Heap(HeapBase):
             for item_id, address, length in self._addressed()
             if length > 0 and item_id not in _HIDDEN_IDS
         ]
-        items.extend(immediate_items(self._pointers, self._flavour.heap_address_bits))
+        if self._has_immediates():
+            items.extend(immediate_items(self._pointers, self._flavour.heap_address_bits))
         return items
+
+    def _has_immediates(self) -> bool:
+        for word in self._pointers:
+            if word >= _IMMEDIATE:
+                return True
+        return False
 
     def get_descriptors(self) -> list[RawDescriptor]:
         """Descriptors carried by the heap, in address order; unparsable ones are skipped."""
-        from .descriptors import decode_descriptors
-
         result: list[RawDescriptor] = []
         for item_id, address, length in self._addressed():
             if item_id == DESCRIPTOR_ID and length > 0:
+                from .descriptors import decode_descriptors
+
                 value = memoryview(self._payload)[address : address + length]
                 result.extend(decode_descriptors(value, self._flavour.bug_compat))
         return result

@@ -22,6 +22,8 @@ _INFO = logging.INFO
 
 _HEADER = struct.Struct(">HBBxxH")
 _HEADER_4 = struct.Struct(">HBBxxH4Q")
+#: The header and the fourth pointer only (where PAYLOAD_LENGTH usually is).
+_HEADER_P3 = struct.Struct(">HBBxxH24xQ")
 _MAGIC_VERSION = (MAGIC << 8) | VERSION
 _IMMEDIATE = 1 << 63
 
@@ -212,7 +214,15 @@ def packet_size(data: Buffer, offset: int) -> int | None:
     bytes (``bytes``, ``bytearray``, or a byte-format ``memoryview``).
     """
     available = len(data) - offset  # type: ignore[arg-type]
-    if available < 8:
+    if available >= 40:
+        # Fast path: exactly the four per-packet fields, PAYLOAD_LENGTH last
+        # (every packet of a spead2 sender's heap after the first).
+        magic_version, id_width, address_width, n, p3 = _HEADER_P3.unpack_from(data, offset)
+        if magic_version == _MAGIC_VERSION and n == 4 and id_width + address_width == 8:
+            keys = _FAST_KEYS[address_width]
+            if keys[5] <= p3 < keys[6]:
+                return 40 + (p3 & keys[1])
+    elif available < 8:
         return None
     magic_version, id_width, address_width, n = _HEADER.unpack_from(data, offset)
     if magic_version != _MAGIC_VERSION:

@@ -15,7 +15,9 @@ class BufferReader(Reader):
 
     Stops at the end of the buffer or at the first unparsable packet (the rest
     is discarded and counted as one invalid packet). Lossless: pauses while
-    the ring is full.
+    the ring is full, checked between batches of :data:`BATCH_PACKETS`
+    packets (handing the GIL to the consumer and back costs more than a
+    batch, so the ring may overshoot by what one batch completes).
     """
 
     def __init__(self, sink: StreamSink, buffer: Buffer) -> None:
@@ -47,7 +49,7 @@ class BufferReader(Reader):
                 n += 1
                 running = add_packet(view[offset : offset + size])
                 offset += size
-                if not running or ring_full():
+                if not running:
                     break
             sink.end_batch(n)
             if not running or offset >= end:

@@ -276,12 +276,13 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             start += size
             if not running:
                 break
-            if ring_full():
-                blocked = True
-                break
             if n == BATCH_PACKETS:
+                # The ring is looked at between batches (see docs/differences.md).
                 sink.end_batch(n)
                 n = 0
+                if ring_full():
+                    blocked = True
+                    break
         if start >= end:
             start = end = 0
             need = 0
@@ -293,7 +294,7 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         if not running:
             sink.stop_from_reader()
             return False
-        return blocked
+        return blocked or ring_full()
 
     def _make_room(self) -> None:
         """Move the partial packet at ``_start`` to the front of a buffer that can hold it all."""
