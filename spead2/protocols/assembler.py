@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Buffer, Callable
 from typing import Protocol
 
@@ -77,6 +78,12 @@ LOOKAHEAD_SLACK = 65536
 #: never holds more than this many times its bytes received.
 PREALLOCATE_RATIO = 128
 
+#: Payloads at least this large are recycled: when a delivered heap dies and
+#: nothing else uses its buffer, the next heap of the same length reuses it.
+#: A fresh allocation this large is a new memory mapping, whose every page
+#: faults on first touch (measured: ~225 faults, about 0.2 ms, per 1 MiB heap).
+RECYCLE_MIN = 1 << 17
+
 
 class AssemblerConfig(Protocol):
     """What the assembler reads from a ``recv.StreamConfig``."""
@@ -127,10 +134,10 @@ class _LiveHeap:
 
     __slots__ = (
         "cnt", "hab", "length", "received", "payload", "pointers", "seen", "starts", "ends",
-        "pending", "done",
+        "pending", "done", "spare",
     )
 
-    def __init__(self, cnt: int, hab: int, length: int) -> None:
+    def __init__(self, cnt: int, hab: int, length: int, spare: deque[bytearray]) -> None:
         self.cnt = cnt
         self.hab = hab
         self.length = length  # -1 while unsized
@@ -145,6 +152,8 @@ class _LiveHeap:
         #: All bytes arrived but an item address lies beyond the heap: it can
         #: never be delivered complete, only evicted or flushed as incomplete.
         self.done = False
+        #: The stream's recycled payload buffers.
+        self.spare = spare
 
     def add_pointers(self, pointers: tuple[int, ...]) -> None:
         """Append the words of ``pointers`` not already held.
@@ -181,6 +190,14 @@ class _LiveHeap:
             if 0 <= length < capacity:
                 capacity = length
         if not size:
+            spare = self.spare
+            if spare and capacity == length:
+                # A recycled buffer holds old bytes, not zeros: harmless, since
+                # a heap is only delivered complete, with every byte written.
+                payload = spare.pop()
+                if len(payload) == capacity:
+                    self.payload = payload
+                    return payload
             payload = self.payload = bytearray(capacity)
         else:
             payload += bytes(capacity - size)
@@ -334,6 +351,8 @@ class HeapAssembler:
             else None
         )
         self._stopped = False
+        #: Payload buffers of dead heaps, for reuse (see RECYCLE_MIN).
+        self._spare: deque[bytearray] = deque()
 
     @property
     def stopped(self) -> bool:
@@ -399,7 +418,7 @@ class HeapAssembler:
                 live = self._live[key] = {}
             elif len(live) >= self._max_heaps:
                 self._evict(live)
-            heap = live[cnt] = _LiveHeap(cnt, hab, length)
+            heap = live[cnt] = _LiveHeap(cnt, hab, length, self._spare)
             if in_order:
                 if plen:
                     heap.reserve(plen, plen)[:plen] = view[start:]
@@ -483,7 +502,7 @@ class HeapAssembler:
             live = self._live[key] = {}
         elif len(live) >= self._max_heaps:
             self._evict(live)
-        heap = live[cnt] = _LiveHeap(cnt, hab, length)
+        heap = live[cnt] = _LiveHeap(cnt, hab, length, self._spare)
         heap.received = length
         heap.pointers += pointers
         if not self._in_order and length:
@@ -509,7 +528,8 @@ class HeapAssembler:
         payload = heap.payload
         if heap.pending or len(payload) != heap.length:
             payload = heap.materialise(heap.length)
-        self._deliver(Heap(heap.cnt, self._flavours[heap.hab >> 3], heap.pointers, payload))  # type: ignore[arg-type]
+        recycle = self._spare if len(payload) >= RECYCLE_MIN else None
+        self._deliver(Heap(heap.cnt, self._flavours[heap.hab >> 3], heap.pointers, payload, recycle))  # type: ignore[arg-type]
 
     def _finish_incomplete(self, heap: _LiveHeap) -> None:
         """Deliver or drop a heap that is leaving before completing (evicted or flushed)."""

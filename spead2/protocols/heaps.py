@@ -7,8 +7,10 @@ when someone asks, so a consumer that never looks pays nothing.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from operator import itemgetter
+from sys import getrefcount
 
 from .constants import (
     CTRL_STREAM_START,
@@ -21,6 +23,8 @@ from .flavour import Flavour
 from .raw_descriptor import RawDescriptor
 
 _IMMEDIATE = 1 << 63
+#: Spare payload buffers a stream keeps for reuse (see ``Heap.__del__``).
+RECYCLE_BUFFERS = 4
 #: IDs that get_items() never reports: NULL, the packet fields and descriptor pointers.
 _HIDDEN_IDS = frozenset(range(NULL_ID, DESCRIPTOR_ID + 1))
 
@@ -147,14 +151,30 @@ class HeapBase:
 class Heap(HeapBase):
     """A complete received heap."""
 
-    __slots__ = ("_payload", "_layout")
+    __slots__ = ("_payload", "_layout", "_recycle")
 
     def __init__(
-        self, cnt: int, flavour: Flavour, pointers: Sequence[int], payload: bytearray | memoryview
+        self,
+        cnt: int,
+        flavour: Flavour,
+        pointers: Sequence[int],
+        payload: bytearray | memoryview,
+        recycle: deque[bytearray] | None = None,
     ) -> None:
         super().__init__(cnt, flavour, pointers)
         self._payload = payload
         self._layout: list[tuple[int, int, int]] | None = None
+        #: Where the payload goes when the heap dies with nothing else using
+        #: it (the assembler's spare buffers), or None.
+        self._recycle = recycle
+
+    def __del__(self) -> None:
+        recycle = self._recycle
+        # Two references (the slot, and getrefcount's argument) mean no item
+        # value, memoryview or numpy array still uses the buffer, so the
+        # assembler may fill it again.
+        if recycle is not None and len(recycle) < RECYCLE_BUFFERS and getrefcount(self._payload) == 2:
+            recycle.append(self._payload)  # type: ignore[arg-type]
 
     @property
     def payload(self) -> memoryview:
