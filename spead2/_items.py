@@ -17,6 +17,8 @@ import numpy as np
 from ._log import log_limited, logger
 from .protocols.constants import BUG_COMPAT_SWAP_ENDIAN, STREAM_CTRL_ID, UNRESERVED_ID
 from .protocols.flavour import Flavour
+from .protocols.heaps import Heap, immediate_items
+from .protocols.heaps import RawItem as _HeapItem
 from .protocols.raw_descriptor import RawDescriptor
 from .protocols.values import (
     ValueCodec,
@@ -403,25 +405,50 @@ class ItemGroup:
         for raw in raw_descriptors:
             self._add_item(Item.from_raw(raw, flavour=heap.flavour))
         updated: dict[str, Item] = {}
-        by_id = self._by_id
-        for raw_item in heap.get_items():
+        raw_items: Sequence[Any]
+        if type(heap) is Heap:
+            # Our own heaps: walk the addressed values without building RawItems.
+            payload = memoryview(heap._payload)
+            for item_id, address, length in heap._addressed():
+                if length > 0 and item_id > STREAM_CTRL_ID:
+                    self._apply(item_id, False, address, payload[address : address + length],
+                                new_order, updated)
+            if not heap._has_immediates():
+                return updated
+            raw_items = immediate_items(heap._pointers, heap.flavour.heap_address_bits)
+        else:
+            raw_items = heap.get_items()
+        for raw_item in raw_items:
             item_id = raw_item.id
-            if item_id <= STREAM_CTRL_ID:
-                continue
-            item = by_id.get(item_id)
-            if item is None:
-                log_limited(
-                    logging.WARNING,
-                    "items.no_descriptor",
-                    "Item with ID %#x received but there is no descriptor",
-                    item_id,
-                )
-                continue
-            item.set_from_raw(raw_item, new_order=new_order)
-            # The reference bumps the version a second time here.
-            item.version += 1
-            updated[item.name] = item
+            if item_id > STREAM_CTRL_ID:
+                self._apply(item_id, raw_item.is_immediate, raw_item.immediate_value,
+                            memoryview(raw_item), new_order, updated)
         return updated
+
+    def _apply(
+        self, item_id: int, is_immediate: bool, value: int, raw: memoryview, new_order: str,
+        updated: dict[str, Item],
+    ) -> None:
+        """Decode one received value into its item (one step of :meth:`update`)."""
+        item = self._by_id.get(item_id)
+        if item is None:
+            log_limited(
+                logging.WARNING,
+                "items.no_descriptor",
+                "Item with ID %#x received but there is no descriptor",
+                item_id,
+            )
+            return
+        if type(item) is Item:
+            codec = item._codec or item._value_codec
+            # What set_from_raw does, then the second version bump the
+            # reference makes here (decode never returns None).
+            item._value = codec.decode(raw, is_immediate, new_order, item.name)
+            item.version += 2
+        else:  # a subclass may override set_from_raw or the value setter
+            item.set_from_raw(_HeapItem(item_id, is_immediate, value, raw), new_order=new_order)
+            item.version += 1
+        updated[item.name] = item
 
     def __repr__(self) -> str:
         return f"<spead2.ItemGroup {len(self._by_id)} items: {list(self._by_name)!r}>"

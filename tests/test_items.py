@@ -546,3 +546,46 @@ def test_update_refuses_incomplete_heap_clearly():
     heap = IncompleteHeap(5, Flavour(), [], 100, 10, [])
     with pytest.raises(TypeError, match=r"complete heap .*IncompleteHeap \(cnt=5\)"):
         spead2.ItemGroup().update(heap)
+
+
+def test_update_calls_an_overridden_set_from_raw() -> None:
+    calls: list[tuple[int, bool, bytes]] = []
+
+    class Recording(spead2.Item):
+        def set_from_raw(self, raw_item: Any, new_order: str = "=") -> None:
+            calls.append((raw_item.id, raw_item.is_immediate, bytes(raw_item)))
+            super().set_from_raw(raw_item, new_order=new_order)
+
+    sender = _sender()
+    receiver = spead2.ItemGroup()
+    receiver.update(to_recv_heap(sender.get_heap(data="none")))
+    for name in ("a", "s"):
+        old = receiver[name]
+        receiver._by_id[old.id] = receiver._by_name[name] = Recording(
+            old.id, old.name, old.description, old.shape, old.dtype, old.order, old.format
+        )
+    result = receiver.update(to_recv_heap(sender.get_heap(descriptors="none", data="all")))
+    assert list(result) == ["s", "a", "b"]
+    assert sorted(calls) == [(0x1000, True, b"\0\0\0\0\x01"), (0x1002, False, b"hello")]
+    assert receiver["s"].value == "hello" and receiver["s"].version == 3
+    assert receiver["a"].value == 1 and receiver["a"].version == 3
+
+
+def test_update_accepts_any_heap_like_object() -> None:
+    sender = _sender()
+    heap = to_recv_heap(sender.get_heap())
+
+    class Wrapped:
+        flavour = heap.flavour
+
+        def get_descriptors(self) -> Any:
+            return heap.get_descriptors()
+
+        def get_items(self) -> Any:
+            return heap.get_items()
+
+    direct, wrapped = spead2.ItemGroup(), spead2.ItemGroup()
+    assert list(direct.update(heap)) == list(wrapped.update(Wrapped()))
+    for name in ("a", "b", "s"):
+        assert np.array_equal(direct[name].value, wrapped[name].value)
+        assert direct[name].version == wrapped[name].version

@@ -161,7 +161,11 @@ class Heap(HeapBase):
         payload: bytearray | memoryview,
         recycle: deque[bytearray] | None = None,
     ) -> None:
-        super().__init__(cnt, flavour, pointers)
+        # HeapBase.__init__ inlined: one heap per packet is made on the hot path.
+        self._cnt = cnt
+        self._flavour = flavour
+        self._raw_pointers = pointers
+        self._unique = None
         self._payload = payload
         self._layout: list[tuple[int, int, int]] | None = None
         #: Where the payload goes when the heap dies with nothing else using
