@@ -198,6 +198,18 @@ def machine_text(info: dict[str, Any]) -> str:
     ])
 
 
+def write_plot_data(path: str, rows: list[Row]) -> None:
+    """Workload 5's medians in the format of docs/_data/lossless_rate.csv."""
+    lines = ["implementation,packet_size,lossless_rate_gbps"]
+    for row in sorted((r for r in rows if r.packet_size is not None),
+                      key=lambda r: r.packet_size or 0):
+        for impl, figure in (("ours", row.ours), ("reference", row.reference)):
+            if figure is not None:
+                lines.append(f"{impl},{row.packet_size},{figure:.3g}")
+    with open(path, "w") as file:
+        file.write("\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen workloads and print (and optionally save) the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -211,7 +223,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="run our one-shot workloads in this process, not a subprocess")
     parser.add_argument("--json", metavar="PATH", help="also write the full results as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="also write the report as Markdown")
+    parser.add_argument("--udp-packet-sizes", type=int, nargs="+", metavar="BYTES",
+                        default=[9000, 1472],
+                        help="packet sizes of workload 5 (default 9000 1472; others add rows "
+                             "5c, 5d, ... without a target)")
+    parser.add_argument("--plot-data", metavar="PATH",
+                        help="also write workload 5's medians as the docs' lossless_rate.csv")
     args = parser.parse_args(argv)
+    for size in args.udp_packet_sizes:
+        if not 64 <= size <= 9000:
+            parser.error(f"--udp-packet-sizes: {size} is outside 64..9000 bytes")
 
     pythons = {"ours": sys.executable}
     reference = os.environ.get(REFERENCE_ENV, "")
@@ -221,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{REFERENCE_ENV} is unset or not executable: reporting ours only",
               file=sys.stderr)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
-    ctx = Context(quick=args.quick, repeats=repeats, pythons=pythons, in_process=args.in_process)
+    ctx = Context(quick=args.quick, repeats=repeats, pythons=pythons, in_process=args.in_process,
+                  udp_packet_sizes=tuple(args.udp_packet_sizes))
     info = machine_info(pythons)
     started = time.monotonic()
     rows: list[Row] = []
@@ -242,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         with open(args.markdown, "w") as file:
             file.write(report + "\n")
+    if args.plot_data:
+        write_plot_data(args.plot_data, rows)
     if args.json:
         with open(args.json, "w") as file:
             json.dump({"machine": info, "rows": [row.as_dict() for row in rows]}, file, indent=1)

@@ -47,3 +47,38 @@ def test_quick_run_completes_and_prints_the_table(tmp_path: Path) -> None:
     has_reference = os.access(os.environ.get("SPEAD2_REFERENCE_PYTHON", ""), os.X_OK)
     assert all((row["reference"] is not None) == has_reference for row in rows.values())
     assert report["machine"]["nproc"] >= 1
+
+
+@pytest.mark.timeout(240)
+def test_packet_size_sweep_writes_the_plot_data(tmp_path: Path) -> None:
+    """--udp-packet-sizes adds a row per extra size; --plot-data writes the docs' CSV."""
+    csv = tmp_path / "lossless_rate.csv"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--workloads", "udp-recv",
+         "--udp-packet-sizes", "1472", "4000", "--plot-data", str(csv)],
+        capture_output=True, text=True, timeout=200, cwd=tmp_path, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    numbers = [line.split("|")[1].strip() for line in proc.stdout.splitlines()
+               if line.startswith("| ")][1:]
+    assert numbers == ["5b", "5c", "7b"]
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "implementation,packet_size,lossless_rate_gbps"
+    ours = [line.split(",") for line in lines[1:] if line.startswith("ours,")]
+    assert [size for _, size, _ in ours] == ["1472", "4000"]
+    assert all(float(rate) > 0 for _, _, rate in ours)
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import make_plots
+    finally:
+        sys.path.pop(0)
+    assert [size for size, _ in make_plots.read_measurements(csv)["ours"]] == [1472, 4000]
+
+
+def test_packet_size_outside_udp_range_is_refused() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--udp-packet-sizes", "65000"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert "65000 is outside 64..9000 bytes" in proc.stderr

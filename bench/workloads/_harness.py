@@ -57,6 +57,8 @@ class Row:
     note: str = ""
     samples: dict[str, list[float]] = field(default_factory=dict)
     details: list[dict[str, Any]] = field(default_factory=list)
+    #: For workload 5: the packet size the row measured (for ``--plot-data``).
+    packet_size: int | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -188,6 +190,8 @@ class Context:
     repeats: int
     pythons: dict[str, str]
     in_process: bool = False
+    #: Packet sizes workload 5 measures (9000 and 1472 carry the issue's targets).
+    udp_packet_sizes: tuple[int, ...] = (9000, 1472)
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)
 
     @property

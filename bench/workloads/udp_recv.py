@@ -39,8 +39,6 @@ RING_HEAPS = 4
 RSS_CONSTANT_MIB = 16.0
 #: Upper bound on bisection steps, whatever the tolerance (each search stops by itself).
 MAX_STEPS = 12
-#: Packet sizes measured.
-PACKET_SIZES = (9000, 1472)
 
 
 async def _receiver() -> None:
@@ -183,8 +181,23 @@ def bisect(sender: Any, receiver: Any, port: int, packet: int,
     return {"rate": best, "limited_by_sender": False, "sender_rate": sender_rate, "steps": steps}
 
 
+#: Issue #6's targets (ratio ours/reference) by packet size, and their row numbers.
+TARGETS = {9000: ("5a", 1.0), 1472: ("5b", 0.8)}
+
+
+def row_plan(sizes: tuple[int, ...]) -> list[tuple[int, str, float | None]]:
+    """(packet size, row number, target) per size: 5a/5b for the targets, then 5c, 5d, ..."""
+    plan = []
+    spare = iter("cdefghijklmnopqrstuvwxyz")
+    for size in sizes:
+        number, target = TARGETS.get(size, (None, None))
+        plan.append((size, number or "5" + next(spare), target))
+    return plan
+
+
 def run(ctx: Any) -> list[Any]:
-    """Harness side: rows 5a/5b (Gb/s for 9000/1472-byte packets) and 7b (receiver memory)."""
+    """Harness side: rows 5a/5b (Gb/s for 9000/1472-byte packets; 5c... for other
+    ``--udp-packet-sizes``) and 7b (receiver memory)."""
     from _harness import Row, WorkerError, error_rows, median
 
     settings = QUICK if ctx.quick else FULL
@@ -200,7 +213,7 @@ def run(ctx: Any) -> list[Any]:
     ports = {impl: free_port() for impl in ctx.impls}
     rows: list[Row] = []
     try:
-        for packet, number, target in ((9000, "5a", 1.0), (1472, "5b", 0.8)):
+        for packet, number, target in row_plan(ctx.udp_packet_sizes):
             name = f"max lossless UDP receive rate, 1 MiB heaps, {packet} B packets"
             samples: dict[str, list[float]] = {impl: [] for impl in ctx.impls}
             limited: dict[str, int] = {impl: 0 for impl in ctx.impls}
@@ -222,7 +235,8 @@ def run(ctx: Any) -> list[Any]:
                       for impl, n in limited.items() if n]
             row = Row(number, name, "Gb/s", median(samples.get("ours", [])),
                       median(samples.get("reference", [])), target=target,
-                      note="; ".join(notes), samples=samples, details=details)
+                      note="; ".join(notes), samples=samples, details=details,
+                      packet_size=packet)
             rows.append(row)
         memory = {impl: receiver.request({"cmd": "memory"}, 30)
                   for impl, receiver in receivers.items()}
