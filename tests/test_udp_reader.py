@@ -18,6 +18,8 @@ import spead2
 import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
+from spead2.transports import _recvmmsg
+from spead2.transports import udp as udp_transport
 
 TIMEOUT = 10.0
 
@@ -30,6 +32,16 @@ def log(caplog):
     _log._limiters.clear()
     with caplog.at_level(logging.INFO, logger="spead2"):
         yield caplog
+
+
+@pytest.fixture(params=["recvmmsg", "recv_into"], autouse=True)
+def receive_path(request, monkeypatch):
+    """Every test runs with datagrams batched by recvmmsg and with one recv_into each."""
+    if request.param == "recv_into":
+        monkeypatch.setattr(udp_transport, "make_batch_receiver", lambda *args: None)
+    elif _recvmmsg._RECVMMSG is None:
+        pytest.skip("recvmmsg is not available here")
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -554,13 +566,14 @@ def test_full_ring_pauses_reader_and_resumes(pool):
     port = free_port()
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
-    # Few and small enough for the kernel buffer to hold while the ring is full.
-    send_all(heap_packets(30), ("127.0.0.1", port))
+    # More than one batch (so the reader must pause), yet few and small enough
+    # for the kernel buffer to hold while the ring is full.
+    send_all(heap_packets(100), ("127.0.0.1", port))
     wait_until(lambda: stream.stats["worker_blocked"] >= 1)
     # Paused: the ring holds at most one batch beyond its capacity, the rest waits in the kernel.
     assert 2 <= stream.ringbuffer.size() <= 2 + 64
     with watchdog(stream):
-        check_heaps(list(stream), 30)
+        check_heaps(list(stream), 100)
 
 
 async def test_stop_during_traffic_asyncio(pool):

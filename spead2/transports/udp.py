@@ -26,6 +26,7 @@ import sys
 from typing import Any
 
 from .._log import log_limited, logger
+from ._recvmmsg import BatchReceiver, make_batch_receiver
 from .base import BATCH_PACKETS, Reader, StreamSink, _report_crash
 
 __all__ = [
@@ -315,6 +316,7 @@ class UdpReader(Reader):
         self._buffer = bytearray(min(max_size, _MAX_DATAGRAM) + 1)
         self._view = memoryview(self._buffer)
         self._reading = False
+        self._batch = make_batch_receiver(self._fd, len(self._buffer), BATCH_PACKETS, _DONTWAIT)
 
     def start(self) -> None:
         """Start reading (on the stream's loop)."""
@@ -331,6 +333,9 @@ class UdpReader(Reader):
             self.sink.loop.remove_reader(self._fd)
 
     def _on_readable(self) -> None:
+        if self._batch is not None:
+            self._on_readable_batched(self._batch)
+            return
         sink = self.sink
         recv_into = self._sock.recv_into
         buffer = self._buffer
@@ -358,6 +363,48 @@ class UdpReader(Reader):
             if not add_packet(view[:size]):
                 running = False
                 break
+        self._end_batch(n, running)
+
+    def _on_readable_batched(self, batch: BatchReceiver) -> None:
+        """``_on_readable`` with one ``recvmmsg`` for up to a batch of datagrams."""
+        sink = self.sink
+        received = 0
+        for _ in range(BATCH_PACKETS):  # transient errors (a queued ICMP error) are retried
+            try:
+                received = batch.receive()
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                if exc.errno in _TRANSIENT_ERRNOS:
+                    continue
+                self._fail(exc)
+            break
+        add_packet = sink.assembler.add_packet
+        view = batch.view
+        words = batch.words
+        index = batch.first
+        stride = batch.stride
+        slot = batch.slot_size
+        max_size = self._max_size
+        n = 0
+        running = True
+        start = 0
+        for _ in range(received):
+            size = words[index]
+            index += stride
+            if size > max_size:
+                sink.count_invalid()
+                log_limited(_INFO, "udp-truncated", "dropped packet due to truncation")
+            else:
+                n += 1
+                if not add_packet(view[start : start + size]):
+                    running = False
+                    break
+            start += slot
+        self._end_batch(n, running)
+
+    def _end_batch(self, n: int, running: bool) -> None:
+        sink = self.sink
         if n:
             sink.end_batch(n)
         if not running:

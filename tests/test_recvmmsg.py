@@ -1,0 +1,91 @@
+"""Batched datagram receive (spead2/transports/_recvmmsg.py) on a loopback UDP socket."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from spead2.transports import _recvmmsg
+
+pytestmark = pytest.mark.skipif(_recvmmsg._RECVMMSG is None, reason="recvmmsg is not available")
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.connect(receiver.getsockname())
+    yield receiver, sender
+    receiver.close()
+    sender.close()
+
+
+def datagrams(batch: _recvmmsg.BatchReceiver, n: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        size = batch.words[batch.first + i * batch.stride]
+        start = i * batch.slot_size
+        out.append(bytes(batch.view[start : start + size]))
+    return out
+
+
+def test_one_call_receives_every_waiting_datagram_in_order(pair) -> None:
+    receiver, sender = pair
+    sent = [bytes([i]) * (1 + 37 * i) for i in range(20)]
+    for data in sent:
+        sender.send(data)
+    batch = _recvmmsg.make_batch_receiver(receiver.fileno(), 1000, 64, socket.MSG_DONTWAIT)
+    assert batch is not None and batch.slots == 64
+    n = batch.receive()
+    assert n == 20
+    assert datagrams(batch, n) == sent
+
+
+def test_at_most_one_slot_per_datagram_and_the_rest_stays_queued(pair) -> None:
+    receiver, sender = pair
+    for i in range(10):
+        sender.send(bytes([i]) * 10)
+    batch = _recvmmsg.BatchReceiver(receiver.fileno(), 100, 4, socket.MSG_DONTWAIT)
+    assert batch.receive() == 4
+    assert datagrams(batch, 4) == [bytes([i]) * 10 for i in range(4)]
+    assert batch.receive() == 4
+    assert batch.receive() == 2
+    assert datagrams(batch, 2) == [bytes([8]) * 10, bytes([9]) * 10]
+
+
+def test_oversized_datagram_fills_its_slot(pair) -> None:
+    receiver, sender = pair
+    sender.send(b"x" * 500)
+    sender.send(b"y" * 5)
+    batch = _recvmmsg.BatchReceiver(receiver.fileno(), 101, 8, socket.MSG_DONTWAIT)
+    assert batch.receive() == 2
+    # Cut to the slot: a slot one byte over max_size tells oversized datagrams apart.
+    assert datagrams(batch, 2) == [b"x" * 101, b"y" * 5]
+
+
+def test_nothing_waiting_raises_blocking_io_error(pair) -> None:
+    receiver, _ = pair
+    batch = _recvmmsg.BatchReceiver(receiver.fileno(), 100, 4, socket.MSG_DONTWAIT)
+    with pytest.raises(BlockingIOError):
+        batch.receive()
+
+
+def test_closed_descriptor_raises_os_error() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    batch = _recvmmsg.BatchReceiver(sock.fileno(), 100, 4, socket.MSG_DONTWAIT)
+    sock.close()
+    with pytest.raises(OSError) as info:
+        batch.receive()
+    assert not isinstance(info.value, BlockingIOError)
+
+
+def test_large_slots_are_fewer_so_the_buffer_stays_within_budget(pair) -> None:
+    receiver, _ = pair
+    batch = _recvmmsg.make_batch_receiver(receiver.fileno(), 65536, 64, socket.MSG_DONTWAIT)
+    assert batch is not None
+    assert batch.slots == _recvmmsg.SLOTS_BUDGET // 65536
+    assert len(batch.view) <= _recvmmsg.SLOTS_BUDGET
