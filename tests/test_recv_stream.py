@@ -18,7 +18,7 @@ import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
 import spead2.send.asyncio
-from spead2.transports.base import BATCH_PACKETS
+from spead2.transports.base import BATCH_BYTES, BATCH_MAX_PACKETS
 
 
 @pytest.fixture(scope="module")
@@ -181,13 +181,13 @@ def _split_packets(data):
 
 
 def test_backpressure_is_lossless(pool):
-    n = 200
+    n = 3 * BATCH_MAX_PACKETS  # several reader batches
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     stream.add_buffer_reader(encode_heaps(pool, n))
     heaps = []
     for heap in stream:
         heaps.append(heap)
-        if len(heaps) % 50 == 0:
+        if len(heaps) % 500 == 0:
             time.sleep(0.02)  # let the ring fill so the reader has to wait
     check_heaps(heaps, n)
     assert stream.stats["worker_blocked"] > 0
@@ -196,14 +196,18 @@ def test_backpressure_is_lossless(pool):
 
 def test_ring_occupancy_bounded_by_capacity_plus_batch(pool):
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=3))
-    stream.add_buffer_reader(encode_heaps(pool, 200))
-    time.sleep(0.1)
+    data = encode_heaps(pool, 14000)
+    per_heap = len(data) / 14001
+    assert len(data) > 2 * BATCH_BYTES
+    stream.add_buffer_reader(data)
+    time.sleep(0.2)
     assert stream.ringbuffer.capacity() == 3
-    # A lossless reader checks for a full ring between batches, so the ring
-    # fills and may overshoot by what one batch of packets completes, no more.
-    assert 3 <= stream.ringbuffer.size() <= 3 + BATCH_PACKETS
-    assert stream.ringbuffer.size() < 100
-    assert len(list(stream)) == 200
+    # A reader of memory looks at the ring between batches (BATCH_BYTES, at
+    # most BATCH_MAX_PACKETS packets), so the ring fills and overshoots by what
+    # one batch completes, no more. (These heaps are one small packet each.)
+    assert 3 <= stream.ringbuffer.size() <= 3 + min(BATCH_BYTES / per_heap, BATCH_MAX_PACKETS)
+    assert stream.stats["worker_blocked"] >= 1
+    check_heaps(list(stream), 14000)
 
 
 def test_one_consumer_wakeup_per_batch(pool):

@@ -17,6 +17,15 @@ from typing import Protocol
 #: Packets a reader hands to the core before publishing heaps and yielding the loop.
 BATCH_PACKETS = 64
 
+#: Bytes of packets a reader of memory (``add_buffer_reader``) hands over per
+#: batch. Larger than BATCH_PACKETS packets of the usual sizes: where the
+#: consumer is another thread, every batch costs two GIL hand-overs, each a
+#: thread wake-up (tens of µs in a VM). The ring may overshoot its capacity
+#: by the heaps one batch completes, so this also bounds that memory.
+BATCH_BYTES = 1 << 21
+#: ... and at most this many packets (tiny heaps make many heap objects).
+BATCH_MAX_PACKETS = 1024
+
 
 class PacketConsumer(Protocol):
     """Where a reader's packets go: the heap assembler, or a chunk placer."""

@@ -7,7 +7,7 @@ from collections.abc import Buffer
 
 from .._log import log_limited
 from ..protocols.packet import PacketError, packet_size
-from .base import BATCH_PACKETS, Reader, StreamSink
+from .base import BATCH_BYTES, BATCH_MAX_PACKETS, Reader, StreamSink
 
 
 class BufferReader(Reader):
@@ -36,7 +36,8 @@ class BufferReader(Reader):
         while not self.closed:
             n = 0
             running = True
-            while n < BATCH_PACKETS and offset < end:
+            batch_end = min(end, offset + BATCH_BYTES)
+            while offset < batch_end and n < BATCH_MAX_PACKETS:
                 try:
                     size = packet_size(view, offset)
                 except PacketError as exc:
