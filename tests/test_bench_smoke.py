@@ -82,3 +82,19 @@ def test_packet_size_outside_udp_range_is_refused() -> None:
     )
     assert proc.returncode == 2
     assert "65000 is outside 64..9000 bytes" in proc.stderr
+
+
+@pytest.mark.timeout(120)
+def test_fixed_rate_command_reports_each_implementation() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "udp_fixed_rate.py"), "--rates", "0.5",
+         "--passes", "1", "--seconds", "0.1"],
+        capture_output=True, text=True, timeout=100, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "9000-byte packets, 1 MiB heaps"
+    row = lines[-1].split("|")
+    assert row[1].strip() == "0.5"
+    assert row[2].strip() == "1/1"  # 16 heaps at 0.5 Gb/s arrive whole
+    assert row[3].strip() == "0.00 %"
