@@ -622,18 +622,26 @@ def test_framing_exercises_moves_and_growth():
     assert len(protocol._buffer) >= max(len(p) for p in PACKETS)
 
 
-def test_framing_pauses_when_ring_full():
-    sink = FakeSink(capacity=3)
+class _NoTaskLoop:
+    """A loop whose tasks never run: the protocol's wait for room stays pending."""
+
+    def create_task(self, coro):
+        coro.close()
+        return SimpleNamespace(add_done_callback=lambda cb: None)
+
+
+def pausable_protocol(capacity):
+    """A protocol over a FakeSink of ``capacity`` heaps, and the list of its pause_reading calls."""
+    sink = FakeSink(capacity=capacity)
+    sink.loop = _NoTaskLoop()
     protocol = make_protocol(sink, 65536)
     paused = []
     protocol._transport = SimpleNamespace(pause_reading=lambda: paused.append(True))
+    return sink, protocol, paused
 
-    class Loop:
-        def create_task(self, coro):
-            coro.close()
-            return SimpleNamespace(add_done_callback=lambda cb: None)
 
-    sink.loop = Loop()
+def test_framing_pauses_when_ring_full():
+    sink, protocol, paused = pausable_protocol(3)
     # The ring is looked at between batches: a whole batch goes in, then reading pauses.
     small = [p for p in PACKETS if len(p) <= 800]
     many = (small * (BATCH_PACKETS // len(small) + 1))[: BATCH_PACKETS + 10]
@@ -647,17 +655,7 @@ def test_framing_pauses_when_ring_full():
 
 
 def test_framing_pauses_after_a_short_batch_that_fills_the_ring():
-    sink = FakeSink(capacity=3)
-    protocol = make_protocol(sink, 65536)
-    paused = []
-    protocol._transport = SimpleNamespace(pause_reading=lambda: paused.append(True))
-
-    class Loop:
-        def create_task(self, coro):
-            coro.close()
-            return SimpleNamespace(add_done_callback=lambda cb: None)
-
-    sink.loop = Loop()
+    sink, protocol, paused = pausable_protocol(3)
     feed(protocol, b"".join(PACKETS[:6]), [100000])
     assert sink.packets == PACKETS[:6]
     assert paused == [True]  # no more data is read until the consumer makes room
