@@ -454,3 +454,36 @@ def test_send_streams_have_no_close() -> None:
     for cls in (spead2.send.asyncio.InprocStream, spead2.send.asyncio.TcpStream,
                 spead2.send.BytesStream, spead2.send.InprocStream):
         assert not hasattr(cls, "close") and not hasattr(cls, "stop"), cls
+
+
+@pytest.mark.timeout(60)
+def test_exit_with_received_large_heaps_and_values_alive() -> None:
+    """Heaps whose buffers the stream would recycle die during interpreter exit: no noise."""
+    result = run_script(
+        """
+    import numpy as np
+    import spead2, spead2.recv, spead2.send
+
+    pool = spead2.ThreadPool()
+    group = spead2.send.ItemGroup()
+    group.add_item(0x1000, "x", "", (1 << 18,), dtype="u1", value=np.ones(1 << 18, np.uint8))
+    out = spead2.send.BytesStream(pool)
+    for _ in range(8):
+        out.send_heap(group.get_heap())
+    stream = spead2.recv.Stream(pool)
+    stream.add_buffer_reader(out.getvalue())
+    received = spead2.ItemGroup()
+    heaps = list(stream)
+    values = []
+    for heap in heaps[:4]:
+        received.update(heap)
+        values.append(received["x"].value)  # a view into the heap's buffer
+    del heap
+    heaps = heaps[::2]  # the others die now and give their buffers back
+    assert all(int(v.sum()) == 1 << 18 for v in values)
+    print("exiting", flush=True)
+    """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "exiting"
+    assert_clean(result.stderr)

@@ -8,7 +8,7 @@ when someone asks, so a consumer that never looks pays nothing.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from sys import getrefcount
 
@@ -172,12 +172,14 @@ class Heap(HeapBase):
         #: it (the assembler's spare buffers), or None.
         self._recycle = recycle
 
-    def __del__(self) -> None:
+    # The defaults bind what __del__ uses: at interpreter exit a module's
+    # globals may already be gone when the last heaps die.
+    def __del__(self, _refs: Callable[[object], int] = getrefcount, _limit: int = RECYCLE_BUFFERS) -> None:
         recycle = self._recycle
         # Two references (the slot, and getrefcount's argument) mean no item
         # value, memoryview or numpy array still uses the buffer, so the
         # assembler may fill it again.
-        if recycle is not None and len(recycle) < RECYCLE_BUFFERS and getrefcount(self._payload) == 2:
+        if recycle is not None and len(recycle) < _limit and _refs(self._payload) == 2:
             recycle.append(self._payload)  # type: ignore[arg-type]
 
     @property
