@@ -942,3 +942,24 @@ def test_small_heaps_are_not_recycled():
     rig.feed(*_big_heap_packets(1, 20000, 1))
     rig.heaps.clear()
     assert not rig.asm._spare
+
+
+def test_spare_buffer_of_another_length_is_not_used():
+    rig = Rig()
+    rig.feed(*_big_heap_packets(1, 1 << 18, 1))
+    rig.heaps.clear()
+    [spare] = rig.asm._spare
+    first, *rest = _big_heap_packets(2, 1 << 19, 2)
+    rig.feed(first)
+    [live] = [h for live in rig.asm._live.values() for h in live.values()]
+    assert live.payload is not spare and len(live.payload) == 1 << 19
+    rig.feed(*rest)
+    assert payload_of(rig.heaps.pop()) == bytes([2]) * (1 << 19)
+
+
+def test_pointers_at_one_address_keep_pointer_order():
+    # The earlier pointer at a shared address gets length 0, whatever the IDs' order.
+    heap = Heap(1, Flavour(4, 64, 40, 0), [addr(ITEM + 5, 0), addr(ITEM, 0), addr(ITEM + 1, 4)],
+                bytearray(b"abcdefgh"))
+    assert item_values(heap) == [(ITEM, b"abcd"), (ITEM + 1, b"efgh")]
+    assert heap._addressed() == [(ITEM + 5, 0, 0), (ITEM, 0, 4), (ITEM + 1, 4, 4)]

@@ -263,3 +263,12 @@ def test_packet_size_invalid_header(data):
 
 def test_packet_error_is_value_error():
     assert issubclass(PacketError, ValueError)
+
+
+@pytest.mark.parametrize("hab", [8, 16, 24, 32, 40, 48, 56])
+def test_packet_size_of_four_field_packet_in_every_flavour(hab):
+    # The fast path for packets carrying only the four per-packet fields.
+    data = packet(3, 250, 10, bytes(200), hab=hab)  # values fit 8-bit addresses
+    assert struct.unpack_from(">H", data, 6) == (4,)
+    assert packet_size(data, 0) == len(data)
+    assert packet_size(b"\0" * 5 + data, 5) == len(data)

@@ -210,6 +210,19 @@ def test_ring_occupancy_bounded_by_capacity_plus_batch(pool):
     check_heaps(list(stream), 14000)
 
 
+def test_buffer_reader_hands_over_a_whole_batch_before_pausing(pool):
+    """One GIL hand-over per batch: the reader does not stop mid-batch at a full ring."""
+    stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=3))
+    data = encode_heaps(pool, 2 * BATCH_MAX_PACKETS)  # one small packet per heap
+    assert len(data) < BATCH_BYTES  # so the packet count ends the batch
+    stream.add_buffer_reader(data)
+    deadline = time.monotonic() + 10
+    while not stream.stats["worker_blocked"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.ringbuffer.size() == BATCH_MAX_PACKETS
+    assert len(list(stream)) == 2 * BATCH_MAX_PACKETS  # nothing lost
+
+
 def test_one_consumer_wakeup_per_batch(pool):
     """64 single-packet heaps arriving in one reader batch are published (woken) once."""
     n = 64
