@@ -95,10 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 64 <= args.packet <= 9000:
         parser.error(f"--packet: {args.packet} is outside 64..9000 bytes")
-    if args.passes < 1 or not 0 < args.seconds <= 10:
-        parser.error("--passes must be >= 1 and --seconds in (0, 10]")
-    if any(not 0 < rate <= 100 for rate in args.rates):
-        parser.error("--rates must be in (0, 100] Gb/s")
+    if args.passes < 1:
+        parser.error(f"--passes: {args.passes} is not at least 1")
+    if not 0 < args.seconds <= 10:
+        parser.error(f"--seconds: {args.seconds:g} is outside (0, 10]")
+    for rate in args.rates:
+        if not 0 < rate <= 100:
+            parser.error(f"--rates: {rate:g} Gb/s is outside (0, 100]")
     pythons = {"ours": sys.executable}
     reference = os.environ.get(REFERENCE_ENV, "")
     if reference and os.access(reference, os.X_OK):

@@ -98,3 +98,18 @@ def test_fixed_rate_command_reports_each_implementation() -> None:
     assert row[1].strip() == "0.5"
     assert row[2].strip() == "1/1"  # 16 heaps at 0.5 Gb/s arrive whole
     assert row[3].strip() == "0.00 %"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--packet", "9001"], "--packet: 9001 is outside 64..9000 bytes"),
+    (["--passes", "0"], "--passes: 0 is not at least 1"),
+    (["--seconds", "11"], "--seconds: 11 is outside (0, 10]"),
+    (["--rates", "5", "-1"], "--rates: -1 Gb/s is outside (0, 100]"),
+])
+def test_fixed_rate_command_names_bad_values(args: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "udp_fixed_rate.py"), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
