@@ -50,13 +50,8 @@ def measure(ctx: Context, rates_gbps: list[float], passes: int, packet: int,
             heaps = max(16, int(rate * seconds / udp_recv.HEAP_SIZE))
             for i in range(passes):
                 for impl in (impls if i % 2 == 0 else impls[::-1]):
-                    receiver = receivers[impl]
-                    receiver.request({"cmd": "start", "port": ports[impl], "packet": packet}, 30)
-                    sender.request({"cmd": "send", "port": ports[impl], "packet": packet,
-                                    "rate": rate, "heaps": heaps,
-                                    "heap_size": udp_recv.HEAP_SIZE, "stop": True},
-                                   60 + 3 * seconds)
-                    got = receiver.request({"cmd": "stop", "grace": 1.0}, 31)
+                    _, got = udp_recv.run_pass(sender, receivers[impl], ports[impl], packet,
+                                               rate, heaps, grace=1.0)
                     lost = (heaps - got["complete"]) / heaps
                     losses[impl].setdefault(rate_gbps, []).append(lost)
                     ctx.log(f"{rate_gbps:g} Gb/s pass {i} {impl}: {got['complete']}/{heaps} heaps")

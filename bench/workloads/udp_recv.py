@@ -137,6 +137,18 @@ def granted_buffer(requested: int = RECV_BUFFER) -> int:
         return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
+def run_pass(sender: Any, receiver: Any, port: int, packet: int, rate: float, heaps: int,
+             grace: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One pass: a fresh receiving stream, ``heaps`` heaps at ``rate`` bytes/s (0: unlimited)
+    and a stop heap; returns the sender's and the receiver's reports."""
+    receiver.request({"cmd": "start", "port": port, "packet": packet}, 30)
+    timeout = 60 + (heaps * HEAP_SIZE / rate * 3 if rate else 0)
+    sent = sender.request({"cmd": "send", "port": port, "packet": packet, "rate": rate,
+                           "heaps": heaps, "heap_size": HEAP_SIZE, "stop": True}, timeout)
+    got = receiver.request({"cmd": "stop", "grace": grace}, 30 + grace)
+    return sent, got
+
+
 def bisect(sender: Any, receiver: Any, port: int, packet: int,
            settings: dict[str, Any]) -> dict[str, Any]:
     """spead2_bench's search for one receiver; rates in bytes/s, log of every step."""
@@ -146,12 +158,7 @@ def bisect(sender: Any, receiver: Any, port: int, packet: int,
         rates = []
         good = True
         for _ in range(settings["passes"]):
-            receiver.request({"cmd": "start", "port": port, "packet": packet}, 30)
-            timeout = 60 + (heaps * HEAP_SIZE / rate * 3 if rate else 0)
-            sent = sender.request({"cmd": "send", "port": port, "packet": packet, "rate": rate,
-                                   "heaps": heaps, "heap_size": HEAP_SIZE, "stop": True}, timeout)
-            got = receiver.request({"cmd": "stop", "grace": settings["grace"]},
-                                   30 + settings["grace"])
+            sent, got = run_pass(sender, receiver, port, packet, rate, heaps, settings["grace"])
             rates.append(sent["rate"])
             if got["complete"] != heaps or got["incomplete"]:
                 good = False
