@@ -291,8 +291,12 @@ class Item(Descriptor):
         ``new_order`` is the numpy byte order numeric arrays are converted to:
         ``'='`` native (default), ``'|'`` keep the wire order.
         """
+        self.value = self._decode(memoryview(raw_item), raw_item.is_immediate, new_order)
+
+    def _decode(self, raw: memoryview, is_immediate: bool, new_order: str) -> Any:
+        """The value received bytes ``raw`` carry (never None)."""
         codec = self._codec or self._value_codec
-        self.value = codec.decode(memoryview(raw_item), raw_item.is_immediate, new_order, self.name)
+        return codec.decode(raw, is_immediate, new_order, self.name)
 
     def to_buffer(self) -> Any:
         """The current value encoded for sending, as a buffer-protocol object."""
@@ -440,10 +444,8 @@ class ItemGroup:
             )
             return
         if type(item) is Item:
-            codec = item._codec or item._value_codec
-            # What set_from_raw does, then the second version bump the
-            # reference makes here (decode never returns None).
-            item._value = codec.decode(raw, is_immediate, new_order, item.name)
+            # What set_from_raw does, then the second version bump the reference makes here.
+            item._value = item._decode(raw, is_immediate, new_order)
             item.version += 2
         else:  # a subclass may override set_from_raw or the value setter
             item.set_from_raw(_HeapItem(item_id, is_immediate, value, raw), new_order=new_order)
