@@ -4,7 +4,8 @@ One ``socket.recv_into`` costs about 1.2 µs here (the kernel's copy
 included), paid for every datagram; ``recvmmsg`` fills up to a batch of
 fixed-size slots of one buffer in one call. Where the C library has no
 ``recvmmsg`` (not Linux) or ctypes is unavailable, :func:`make_batch_receiver`
-returns None and the UDP reader calls ``recv_into`` per datagram instead.
+returns None and the UDP reader uses :class:`SingleReceiver` (one
+``recv_into`` per call, same interface) instead.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import socket
 import sys
 from collections.abc import Callable
 
-__all__ = ["BatchReceiver", "make_batch_receiver", "SLOTS_BUDGET"]
+__all__ = ["BatchReceiver", "SingleReceiver", "make_batch_receiver", "SLOTS_BUDGET"]
 
 #: Most bytes of slots one reader allocates (fewer slots for large ``max_size``).
 SLOTS_BUDGET = 1 << 20
@@ -98,6 +100,27 @@ class BatchReceiver:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))
         return n
+
+
+class SingleReceiver:
+    """:class:`BatchReceiver`'s interface over one ``recv_into`` (one slot) per call."""
+
+    slots = 1
+    first = 0
+    stride = 1
+
+    def __init__(self, sock: socket.socket, slot_size: int, flags: int) -> None:
+        self.slot_size = slot_size
+        self._buffer = bytearray(slot_size)
+        self.view = memoryview(self._buffer)
+        self.words = [0]
+        self._recv_into = sock.recv_into
+        self._flags = flags
+
+    def receive(self) -> int:
+        """Receive one datagram (``BlockingIOError`` if none is waiting)."""
+        self.words[0] = self._recv_into(self._buffer, 0, self._flags)
+        return 1
 
 
 def make_batch_receiver(fd: int, slot_size: int, max_slots: int, flags: int) -> BatchReceiver | None:

@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 from .._log import log_limited, logger
-from ._recvmmsg import BatchReceiver, make_batch_receiver
+from ._recvmmsg import BatchReceiver, SingleReceiver, make_batch_receiver
 from .base import BATCH_PACKETS, Reader, StreamSink, _report_crash
 
 __all__ = [
@@ -311,12 +311,14 @@ class UdpReader(Reader):
         self._sock = handoff.take()
         self._fd = self._sock.fileno()
         self._max_size = max_size
-        # One spare byte: a datagram that fills it was longer than max_size.
-        # No UDP datagram exceeds 65535 bytes, whatever max_size says.
-        self._buffer = bytearray(min(max_size, _MAX_DATAGRAM) + 1)
-        self._view = memoryview(self._buffer)
+        # One spare byte: a datagram that fills its slot was longer than
+        # max_size. No UDP datagram exceeds 65535 bytes, whatever max_size says.
+        slot = min(max_size, _MAX_DATAGRAM) + 1
+        self._receiver: BatchReceiver | SingleReceiver = (
+            make_batch_receiver(self._fd, slot, BATCH_PACKETS, _DONTWAIT)
+            or SingleReceiver(self._sock, slot, _DONTWAIT)
+        )
         self._reading = False
-        self._batch = make_batch_receiver(self._fd, len(self._buffer), BATCH_PACKETS, _DONTWAIT)
 
     def start(self) -> None:
         """Start reading (on the stream's loop)."""
@@ -333,74 +335,46 @@ class UdpReader(Reader):
             self.sink.loop.remove_reader(self._fd)
 
     def _on_readable(self) -> None:
-        if self._batch is not None:
-            self._on_readable_batched(self._batch)
-            return
+        """Feed what the socket holds, up to BATCH_PACKETS datagrams, then publish."""
         sink = self.sink
-        recv_into = self._sock.recv_into
-        buffer = self._buffer
-        view = self._view
-        max_size = self._max_size
+        receiver = self._receiver
         add_packet = sink.assembler.add_packet
-        flags = _DONTWAIT
+        view = receiver.view
+        words = receiver.words
+        stride = receiver.stride
+        slot = receiver.slot_size
+        max_size = self._max_size
         n = 0
+        taken = 0
         running = True
-        for _ in range(BATCH_PACKETS):
+        while running and taken < BATCH_PACKETS:
             try:
-                size = recv_into(buffer, 0, flags)
+                received = receiver.receive()
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
                 if exc.errno in _TRANSIENT_ERRNOS:
-                    continue  # e.g. an ICMP error queued on a connected socket
-                self._fail(exc)
-                break
-            if size > max_size:
-                sink.count_invalid()
-                log_limited(_INFO, "udp-truncated", "dropped packet due to truncation")
-                continue
-            n += 1
-            if not add_packet(view[:size]):
-                running = False
-                break
-        self._end_batch(n, running)
-
-    def _on_readable_batched(self, batch: BatchReceiver) -> None:
-        """``_on_readable`` with one ``recvmmsg`` for up to a batch of datagrams."""
-        sink = self.sink
-        received = 0
-        for _ in range(BATCH_PACKETS):  # transient errors (a queued ICMP error) are retried
-            try:
-                received = batch.receive()
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as exc:
-                if exc.errno in _TRANSIENT_ERRNOS:
+                    taken += 1  # e.g. an ICMP error queued on a connected socket; retry, boundedly
                     continue
                 self._fail(exc)
-            break
-        add_packet = sink.assembler.add_packet
-        view = batch.view
-        words = batch.words
-        index = batch.first
-        stride = batch.stride
-        slot = batch.slot_size
-        max_size = self._max_size
-        n = 0
-        running = True
-        start = 0
-        for _ in range(received):
-            size = words[index]
-            index += stride
-            if size > max_size:
-                sink.count_invalid()
-                log_limited(_INFO, "udp-truncated", "dropped packet due to truncation")
-            else:
-                n += 1
-                if not add_packet(view[start : start + size]):
-                    running = False
-                    break
-            start += slot
+                break
+            taken += received
+            index = receiver.first
+            start = 0
+            for _ in range(received):
+                size = words[index]
+                index += stride
+                if size > max_size:
+                    sink.count_invalid()
+                    log_limited(_INFO, "udp-truncated", "dropped packet due to truncation")
+                else:
+                    n += 1
+                    if not add_packet(view[start : start + size]):
+                        running = False
+                        break
+                start += slot
+            if received < receiver.slots:
+                break  # the socket is drained
         self._end_batch(n, running)
 
     def _end_batch(self, n: int, running: bool) -> None:
