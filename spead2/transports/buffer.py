@@ -15,9 +15,10 @@ class BufferReader(Reader):
 
     Stops at the end of the buffer or at the first unparsable packet (the rest
     is discarded and counted as one invalid packet). Lossless: pauses while
-    the ring is full, checked between batches of :data:`BATCH_PACKETS`
-    packets (handing the GIL to the consumer and back costs more than a
-    batch, so the ring may overshoot by what one batch completes).
+    the ring is full, checked between batches of :data:`BATCH_BYTES` bytes
+    (at most :data:`BATCH_MAX_PACKETS` packets): handing the GIL to the
+    consumer and back costs more than a batch, so the ring may overshoot by
+    what one batch completes.
     """
 
     def __init__(self, sink: StreamSink, buffer: Buffer) -> None:
