@@ -23,8 +23,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -108,18 +108,18 @@ def make_app(spead_port: int, bind: str = "127.0.0.1", demo: bool = False) -> Fa
 
 
 class Server(uvicorn.Server):
-    """uvicorn, ending the live page's event streams as soon as it is asked to stop.
+    """uvicorn, ending the live page's event streams as soon as it starts to shut down.
 
     uvicorn waits for open responses to finish before it runs the lifespan's
     shutdown, and an event stream never finishes by itself.
     """
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         app: Any = self.config.app
         live = getattr(app.state, "live", None)
         if live is not None:
-            asyncio.get_event_loop().call_soon_threadsafe(live.close)
+            live.close()
+        await super().shutdown(sockets)
 
 
 def main() -> None:
