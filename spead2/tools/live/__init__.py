@@ -16,15 +16,15 @@ in this package, so no internet access is needed) shows it and is updated by
 small ``update`` per interval. Any web framework can serve it; it needs these
 routes (paths relative to where the page is served):
 
-============================ ===============================================
-``/``                        :meth:`LiveView.page` (``text/html``)
-``/static/<name>``           :func:`static_file` (the script and style sheet)
-``/api/events``              :meth:`LiveView.events` (``text/event-stream``)
-``/api/stats``               :meth:`LiveView.stats` as JSON
-``/api/items``               :meth:`LiveView.items` as JSON (big arrays summarised)
-``/api/items/<name>``        :meth:`LiveView.item` as JSON: the full value
-``/api/items/<name>?format=npy``  :meth:`LiveView.item_npy`: the full value as a ``.npy`` file
-============================ ===============================================
+=================================== ==========================================================
+``/``                               :meth:`LiveView.page` (``text/html``)
+``/static/<name>``                  :func:`static_file` (the script and the style sheet)
+``/api/events``                     :meth:`LiveView.events` (``text/event-stream``)
+``/api/stats``                      :meth:`LiveView.stats` as JSON
+``/api/items``                      :meth:`LiveView.items` as JSON (big arrays summarised)
+``/api/items/<name>``               :meth:`LiveView.item` as JSON: the full value
+``/api/items/<name>?format=npy``    :meth:`LiveView.item_npy`: the full value as a ``.npy`` file
+=================================== ==========================================================
 
 ``examples/web_service.py`` (aiohttp), ``examples/fastapi_service.py``
 (FastAPI) and ``spead2_recv --http-port`` serve it.
