@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import signal
 import socket
@@ -487,3 +488,101 @@ def test_exit_with_received_large_heaps_and_values_alive() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "exiting"
     assert_clean(result.stderr)
+
+
+
+# -- a stream that outlives its event loop ------------------------------------------------
+
+
+async def _connected_tcp_stream() -> tuple[spead2.recv.asyncio.Stream, socket.socket]:
+    """An asyncio stream on the running loop whose TCP reader has accepted a connection."""
+    stream = spead2.recv.asyncio.Stream(spead2.ThreadPool())
+    listener = socket.create_server(("127.0.0.1", 0))
+    address = listener.getsockname()
+    stream.add_tcp_reader(listener)
+    listener.close()
+    client = socket.create_connection(address)
+    deadline = time.monotonic() + TIMEOUT
+    # Accepted once the listening socket is gone (one connection per reader).
+    while _listening_on(address):
+        assert time.monotonic() < deadline, "the TCP reader never accepted the connection"
+        await asyncio.sleep(0.005)
+    return stream, client
+
+
+def _listening_on(address: tuple[str, int]) -> bool:
+    probe = socket.socket()
+    try:
+        probe.connect(address)
+    except ConnectionRefusedError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_stop_after_the_loop_closed_releases_every_reader_silently(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """stop() on a stream whose asyncio.run has returned: no error logged, nothing left open."""
+    async def make() -> tuple[spead2.recv.asyncio.Stream, socket.socket]:
+        stream, client = await _connected_tcp_stream()
+        # Every other kind of reader on the same stream, before the loop ends.
+        stream.add_udp_reader(0, bind_hostname="127.0.0.1")
+        stream.add_tcp_reader(0, bind_hostname="127.0.0.1")
+        stream.add_inproc_reader(spead2.InprocQueue())
+        return stream, client
+
+    gc.collect()
+    before = _open_sockets()
+    stream, client = asyncio.run(make())
+    assert _open_sockets() >= before + 4
+    caplog.set_level(logging.WARNING, logger="spead2")
+    caplog.clear()
+    stream.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    # The peer sees the end of the connection at once, not at garbage collection.
+    client.settimeout(TIMEOUT)
+    assert client.recv(1) == b""
+    client.close()
+    assert _open_sockets() <= before
+
+
+def _open_sockets() -> int:
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            pass
+    return sum(link.startswith("socket:") for link in links)
+
+
+@pytest.mark.timeout(120)
+def test_asyncio_run_ending_by_an_exception_with_a_live_tcp_reader_exits_quietly() -> None:
+    for _ in range(3):  # it used to print a traceback every time
+        result = run_script(
+            """
+        import asyncio, socket, time
+        import spead2, spead2.recv.asyncio
+
+        async def main():
+            global stream, client
+            stream = spead2.recv.asyncio.Stream(spead2.ThreadPool())
+            listener = socket.create_server(("127.0.0.1", 0))
+            stream.add_tcp_reader(listener)
+            client = socket.create_connection(listener.getsockname())
+            listener.close()
+            await asyncio.sleep(0.05)
+            raise ValueError("the user's own error")
+
+        asyncio.run(main())
+        """
+        )
+        assert result.returncode == 1
+        tracebacks = result.stderr.count("Traceback")
+        assert tracebacks == 1 and result.stderr.rstrip().endswith(
+            "ValueError: the user's own error"
+        ), result.stderr
+        assert "spead2" not in result.stderr and "Event loop is closed" not in result.stderr
