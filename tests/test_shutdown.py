@@ -586,3 +586,53 @@ def test_asyncio_run_ending_by_an_exception_with_a_live_tcp_reader_exits_quietly
             "ValueError: the user's own error"
         ), result.stderr
         assert "spead2" not in result.stderr and "Event loop is closed" not in result.stderr
+
+
+# -- a live capture (a FIFO whose writer stays silent) at exit -------------------------------
+
+
+LIVE_PCAP_RECEIVER = """
+    import os, sys, tempfile, threading
+    import spead2, spead2.recv, spead2.send
+    sys.path.insert(0, "tests")
+    from pcap_files import udp_frame, write_pcap
+
+    packets = list(spead2.send.PacketGenerator(
+        spead2.send.ItemGroup().get_start(), 1, 1472))
+    folder = tempfile.mkdtemp()
+    write_pcap(os.path.join(folder, "frames.pcap"), [udp_frame(p) for p in packets])
+    data = open(os.path.join(folder, "frames.pcap"), "rb").read()
+    fifo = os.path.join(folder, "live")
+    os.mkfifo(fifo)
+
+    def writer():  # like tcpdump with no traffic to capture: the FIFO stays open, silent
+        fd = os.open(fifo, os.O_WRONLY)
+        os.write(fd, data)
+        threading.Event().wait()
+    threading.Thread(target=writer, daemon=True).start()
+    stream = spead2.recv.Stream(spead2.ThreadPool())
+    stream.add_udp_pcap_file_reader(fifo)
+    stream.get()  # the start heap has arrived; the reader now waits on the FIFO
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("ending", ["exit", "stop-then-exit", "ctrl-c"])
+def test_exit_while_reading_a_silent_live_capture(ending: str) -> None:
+    body = {
+        "exit": 'print("exiting", flush=True)',
+        "stop-then-exit": 'stream.stop()\nprint("exiting", flush=True)',
+        "ctrl-c": 'print("ready", flush=True)\nstream.get()',
+    }[ending]
+    result = run_script(
+        LIVE_PCAP_RECEIVER + textwrap.indent(body, "    "),
+        interrupt_after_ready=ending == "ctrl-c",
+    )
+    if ending == "ctrl-c":
+        assert result.stderr.strip().splitlines()[-1] == "KeyboardInterrupt", result.stderr
+        assert result.stderr.count("Traceback") == 1, result.stderr
+        assert "Exception ignored" not in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "exiting"
+        assert_clean(result.stderr)
