@@ -41,10 +41,12 @@ REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 30
 
 
-def run_script(body: str, *, interrupt_after_ready: bool = False) -> subprocess.CompletedProcess[str]:
+def run_script(
+    body: str, *, interrupt_after_ready: bool = False, args: list[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``body`` with our package importable; optionally SIGINT it once it prints 'ready'."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(body)],
+        [sys.executable, "-c", textwrap.dedent(body), *(args or [])],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -633,6 +635,49 @@ def test_exit_while_reading_a_silent_live_capture(ending: str) -> None:
         assert result.stderr.count("Traceback") == 1, result.stderr
         assert "Exception ignored" not in result.stderr
     else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "exiting"
+        assert_clean(result.stderr)
+
+
+# -- a user's daemon thread still sending at exit ---------------------------------------------
+
+
+DAEMON_SENDER = """
+    import socket, sys, threading, time
+    import numpy as np
+    import spead2, spead2.send
+
+    pool = spead2.ThreadPool()
+    if sys.argv[1] == "udp":
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        stream = spead2.send.UdpStream(pool, [rx.getsockname()])
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
+        def drain():
+            conn, _ = listener.accept()
+            while conn.recv(1 << 20):
+                pass
+        threading.Thread(target=drain, daemon=True).start()
+        stream = spead2.send.TcpStream(pool, [listener.getsockname()])
+    group = spead2.send.ItemGroup()
+    group.add_item(0x1000, "x", "", (4096,), dtype="u1", value=np.zeros(4096, np.uint8))
+    heap = group.get_heap()
+    def sender():
+        while True:
+            stream.send_heap(heap)
+    threading.Thread(target=sender, daemon=True).start()
+    time.sleep(0.05)
+    print("exiting", flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+def test_exit_while_a_daemon_thread_is_sending(kind: str) -> None:
+    for _ in range(4):  # it used to print an EBADF traceback in almost every run
+        result = run_script(DAEMON_SENDER, args=[kind])
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "exiting"
         assert_clean(result.stderr)
