@@ -20,6 +20,7 @@ from spead2.protocols.assembler import HeapAssembler, stream_stat_configs
 from spead2.protocols.batch import (
     MIN_VECTOR_BATCH,
     PacketBatch,
+    immediate_values,
     regular_runs,
     run_rows,
     same_size_packets,
@@ -324,3 +325,21 @@ def test_run_continuing_a_packet_held_aside_stays_aside():
     assert heap.received == 64 * 41
     assert len(heap.pending) == 40
     assert len(heap.payload) < 1 << 20
+
+
+def test_immediate_values_of_a_batch():
+    hab = 48
+    packets = [
+        packet(cnt, 64, 0, b"x" * 64, (imm(0x1600, 1000 + cnt, hab), imm(0x1600, 2000 + cnt, hab)), hab)
+        for cnt in range(10)
+    ] + [packet(10, 64, 0, b"y" * 64, (), hab)]
+    [batch] = cut(packets, [len(packets)])
+    found = immediate_values(batch, [0x1600, 1, 3, 0x1700])
+    assert found is not None
+    cnt, values = found
+    assert cnt.tolist() == list(range(11))
+    # The last occurrence wins; absent items are -1; the per-packet fields read the same way.
+    assert values.tolist() == [[2000 + c, c, 0, -1] for c in range(10)] + [[-1, 10, 0, -1]]
+    other_flavour = packets[:9] + [packet(9, 64, 0, b"z" * 64, (), 40)]
+    [batch] = cut(other_flavour, [10])
+    assert immediate_values(batch, [0x1600]) is None

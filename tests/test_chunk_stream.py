@@ -1085,3 +1085,94 @@ def test_example_runs(options):
     assert chunk_lines[0].startswith("chunk   0: 15/16 heaps") and "missing heaps [9]" in chunk_lines[0]
     assert "missing heaps [3, 13]" in chunk_lines[1]
     assert lines[-1].startswith("received 58 complete heaps")
+
+
+# -- vectorised place (BatchPlace) ---------------------------------------------------------------
+
+
+def batch_place(calls):
+    """python_place for many heaps at once; records the number of rows of each call."""
+
+    def place(items):
+        calls.append(len(items))
+        timestamp = items[:, -1]
+        heap = timestamp // HEAP_SAMPLES
+        chunk_id = np.where(timestamp < 0, -1, heap // HPC)
+        return chunk_id, heap % HPC, (heap % HPC) * HEAP_SAMPLES
+
+    return spead2.recv.BatchPlace(place)
+
+
+def test_batch_place_fills_chunks_like_a_per_heap_place(pool):
+    missing_heaps = {3, 17}
+    incomplete = {(9, 2), (20, 0)}
+    indices = [i for i in range(4 * HPC) if i not in missing_heaps]
+    data = b"".join(digitiser(indices, drop_packets=incomplete))
+    results = []
+    calls: list[int] = []
+    for place in (python_place, batch_place(calls)):
+        stream = make_stream(pool, place)
+        stream.add_buffer_reader(data)
+        chunks = list(stream.data_ringbuffer)
+        results.append((
+            [c.chunk_id for c in chunks],
+            [bytes(c.present) for c in chunks],
+            [c.data.tobytes() for c in chunks],
+            {k: v for k, v in stream.stats.items()},
+        ))
+        for chunk in chunks:
+            check_chunk_data(chunk)
+    assert results[0] == results[1]
+    # One call per batch of the reader (a few here), not one per heap.
+    assert 0 < len(calls) < len(indices) / 4
+    assert sum(calls) >= len(indices) - 1
+
+
+def test_batch_place_from_separate_packets_places_heap_by_heap(pool):
+    """Readers of separate packets (an in-process queue) get the function called per heap."""
+    calls: list[int] = []
+    stream = make_stream(pool, batch_place(calls))
+    queue = spead2.InprocQueue()
+    for packet in digitiser(range(HPC)):
+        queue.add_packet(packet)
+    queue.stop()
+    stream.add_inproc_reader(queue)
+    [chunk] = list(stream.data_ringbuffer)
+    assert bytes(chunk.present) == b"\1" * HPC
+    check_chunk_data(chunk)
+    assert calls == [1] * HPC
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        (ValueError("no"), "place callback raised ValueError"),
+        (lambda n: (np.zeros(n), np.zeros(n)), "place callback raised ValueError"),  # two, not three
+        (lambda n: (np.zeros(n), np.zeros(n + 1), np.zeros(n)), "place callback raised ValueError"),
+        (lambda n: (np.zeros(n, int), np.full(n, -1), np.zeros(n, int)), "negative heap_index"),
+    ],
+)
+def test_batch_place_failures_reject_the_heaps(pool, caplog, result, message):
+    from spead2 import _log
+
+    _log._limiters.clear()
+
+    def place(items):
+        if isinstance(result, Exception):
+            raise result
+        return result(len(items))
+
+    stream = make_stream(pool, spead2.recv.BatchPlace(place))
+    with caplog.at_level(logging.ERROR, logger="spead2"):
+        stream.add_buffer_reader(b"".join(digitiser(range(2))))
+        chunks = list(stream.data_ringbuffer)
+    assert all(not c.present.any() for c in chunks)
+    assert stream.stats["rejected_heaps"] == 2
+    assert message in caplog.text
+
+
+def test_batch_place_needs_a_callable():
+    with pytest.raises(TypeError, match="callable"):
+        spead2.recv.BatchPlace(3)
+    config = spead2.recv.ChunkStreamConfig(items=[TIMESTAMP_ID], place=spead2.recv.BatchPlace(len))
+    assert isinstance(config.place, spead2.recv.BatchPlace)

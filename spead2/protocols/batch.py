@@ -248,3 +248,53 @@ def same_size_packets(view: memoryview, offset: int, size: int, count: int) -> i
     )
     bad = np.flatnonzero(~good)
     return int(bad[0]) if len(bad) else count
+
+
+def immediate_values(
+    batch: PacketBatch, item_ids: Sequence[int], max_pointers_limit: int = 16
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]] | None:
+    """Each packet's HEAP_CNT and the values of immediate items ``item_ids``, parsed at once.
+
+    Returns ``(cnt, values)``: ``values[i, k]`` is the value of the last
+    immediate pointer of packet ``i`` with ID ``item_ids[k]``, or -1. IDs 1
+    to 4 (HEAP_CNT ... PAYLOAD_LENGTH) are read the same way. ``None`` when
+    the batch is not worth it: small, tiny packets, or packets of another
+    flavour than the first, or with more than ``max_pointers_limit`` pointers. The
+    figures are a best guess for packets that are malformed: callers use them
+    only where the packet path would compute the same values.
+    """
+    n = len(batch)
+    if n < MIN_VECTOR_BATCH:
+        return None
+    view = batch.view
+    starts = np.asarray(batch.starts, dtype=np.intp)
+    alignment = int(starts[0]) & 7
+    if not ((starts & 7) == alignment).all() or int(starts[-1]) + 8 > len(view):
+        return None
+    words = np.frombuffer(view, dtype=">u8", count=(len(view) - alignment) // 8, offset=alignment)
+    first_words = (starts - alignment) >> 3
+    header = words[first_words]
+    address_width = (int(header[0]) >> 32) & 0xFF
+    if not 0 < address_width < 8 or ((header >> np.uint64(32)) & np.uint64(0xFF) != address_width).any():
+        return None
+    hab = 8 * address_width
+    counts = (header & np.uint64(0xFFFF)).astype(np.intp)
+    max_pointers = int(counts.max())
+    if not 0 < max_pointers <= max_pointers_limit or int(first_words[-1]) + max_pointers >= len(words):
+        return None
+    pointers = words[first_words[:, None] + np.arange(1, max_pointers + 1, dtype=np.intp)]
+    present = np.arange(max_pointers)[None, :] < counts[:, None]
+    keys = pointers >> np.uint64(hab)  # immediate flag and ID
+    values = (pointers & np.uint64((1 << hab) - 1)).astype(np.int64)
+    immediate = _IMMEDIATE >> hab
+    out = np.full((n, len(item_ids)), -1, dtype=np.int64)
+    columns = np.arange(max_pointers)
+    for k, item_id in enumerate(item_ids):
+        match = present & (keys == np.uint64(immediate | item_id))
+        last = np.where(match, columns[None, :], -1).max(axis=1)
+        found = last >= 0
+        out[found, k] = values[found, last[found]]
+    cnt_match = present & (keys == np.uint64(immediate | 1))
+    last = np.where(cnt_match, columns[None, :], -1).max(axis=1)
+    cnt = np.where(last >= 0, values[np.arange(n), np.maximum(last, 0)], -1)
+    return cnt.astype(np.uint64), out

@@ -36,6 +36,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .batch import PacketBatch, immediate_values
 from .constants import HEAP_CNT_ID, HEAP_LENGTH_ID, PAYLOAD_LENGTH_ID, PAYLOAD_OFFSET_ID
 from .live_heaps import IMMEDIATE, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
 from .packet import decode_packet
@@ -137,6 +138,10 @@ class PlaceFunction(Protocol):
     def take_stats(self) -> list[int] | None:
         """Statistic increments the callback made since the last call (``None`` if none)."""
         ...
+
+    # Optional: ``prepare(rows)``, given the item values of every heap a batch
+    # may begin, places them all in one call; ``__call__`` then looks them up
+    # (a vectorised place, ``recv.BatchPlace``).
 
 
 class ChunkSource(Protocol):
@@ -256,6 +261,7 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
         self._max_extra = chunk_config.max_heap_extra
         self._pp = chunk_config.packet_presence_payload_size
         items = list(chunk_config.items)
+        self._item_ids = items
         self._item_template = [-1] * len(items)
         #: Item ID -> positions in ``items`` wanted from ordinary immediates.
         self._wanted: dict[int, list[int]] = {}
@@ -461,10 +467,38 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
             heap.received = plen
         return True
 
+    def add_batch(self, batch: PacketBatch) -> bool:
+        """Process a batch (see :meth:`LiveHeapMachine.add_batch`).
+
+        With a place callback that can place many heaps at once (it has a
+        ``prepare`` method), the heaps the batch may begin are placed in one
+        call first: the packets whose cnt first appears in the batch and is
+        not live yet.
+        """
+        prepare = getattr(self._place, "prepare", None)
+        if prepare is not None and self._held is None and not self._stopped:
+            # A guess at the new heaps' item values, parsed with numpy: the
+            # callback's answers are looked up by the values the packet path
+            # computes, so a wrong guess costs only a call for that heap.
+            found = immediate_values(batch, self._item_ids)
+            if found is not None:
+                cnts, values = found
+                unique, first = np.unique(cnts, return_index=True)
+                table = self._table
+                new = [i for c, i in zip(unique.tolist(), first.tolist(), strict=True) if table.get(c) is None]
+                prepare(values[np.sort(np.array(new, dtype=np.intp))].tolist())
+        return super().add_batch(batch)
+
     def _call_place(
         self, view: memoryview, cnt: int, length: int, offset: int, plen: int, hab: int,
         pointers: tuple[int, ...],
     ) -> Placement:
+        return self._place(view, self._items_of(cnt, length, offset, plen, hab, pointers))
+
+    def _items_of(
+        self, cnt: int, length: int, offset: int, plen: int, hab: int, pointers: tuple[int, ...]
+    ) -> list[int]:
+        """The values of ``ChunkStreamConfig.items`` in a heap's first packet (-1: absent)."""
         items = self._item_template[:]
         if items:
             for pos, field in self._special:
@@ -480,7 +514,7 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
                             value = word & mask
                             for pos in positions:
                                 items[pos] = value  # the last occurrence wins
-        return self._place(view, items)
+        return items
 
     def _fits(
         self, slot: _Slot, cnt: int, length: int, heap_index: int, heap_offset: int,

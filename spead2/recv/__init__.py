@@ -4,6 +4,7 @@ from ..protocols.heaps import Heap, HeapBase, IncompleteHeap, RawItem
 from ..protocols.stats import StreamStatConfig, StreamStats
 from . import stream_stat_indices
 from ._chunk import (
+    BatchPlace,
     Chunk,
     ChunkPlaceData,
     ChunkRingbuffer,
@@ -18,6 +19,7 @@ from ._config import RingStreamConfig, StreamConfig
 from ._stream import Stream
 
 __all__ = [
+    "BatchPlace",
     "Chunk",
     "ChunkPlaceData",
     "ChunkRingPair",

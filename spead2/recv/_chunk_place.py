@@ -20,7 +20,7 @@ import numpy as np
 from .._log import log_limited
 from ..protocols.chunking import Placement
 
-__all__ = ["ChunkPlaceData"]
+__all__ = ["ChunkPlaceData", "BatchPlace"]
 
 _ERROR = 40
 
@@ -55,8 +55,8 @@ def _check_place(value: object) -> Any:
     size_t)"`` or ``"void (void *, size_t, void *)"`` (``scipy.LowLevelCallable``
     is such a tuple), stored as a tuple.
     """
-    if value is None:
-        return None
+    if value is None or isinstance(value, BatchPlace):
+        return value
     if not isinstance(value, tuple) and callable(value):
         if hasattr(value, "address") and hasattr(value, "ctypes") and hasattr(value, "native_name"):
             raise TypeError(
@@ -270,7 +270,87 @@ class _PyPlace:
         return values
 
 
-def _make_place(place: Any, n_items: int, n_stats: int, max_extra: int) -> _CPlace | _PyPlace:
+class BatchPlace:
+    """A vectorised place callback: one call places every new heap of a batch.
+
+    ``function(items)`` receives an ``(n, len(ChunkStreamConfig.items))``
+    ``int64`` array, one row per heap (the values a per-heap callback would
+    get in ``items``: -1 where a packet lacks the item), and returns three
+    sequences of ``n`` integers (arrays, typically): ``chunk_id``,
+    ``heap_index`` and ``heap_offset``. A negative ``chunk_id`` rejects the
+    heap, as from a per-heap callback; there is no ``extra`` and no
+    statistics. The function must depend on the item values alone: it may be
+    given rows of heaps that end up not being new (a packet dropped before
+    its heap began) and is called again with single rows for heaps it was not
+    given in a batch. If it raises or returns arrays of the wrong shape or
+    negative indices, the heaps of that call are rejected (and logged).
+    """
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[np.ndarray], Any]) -> None:
+        if not callable(function):
+            raise TypeError(f"BatchPlace needs a callable, not {type(function).__name__}")
+        self.function = function
+
+    def __repr__(self) -> str:
+        return f"BatchPlace({self.function!r})"
+
+
+class _BatchPlace:
+    """Adapts a :class:`BatchPlace`: ``prepare`` places a batch's heaps, ``__call__`` looks them up."""
+
+    def __init__(self, place: BatchPlace, n_items: int) -> None:
+        self._function = place.function
+        self._n_items = n_items
+        self._ready: dict[tuple[int, ...], Placement] = {}
+        self.extra = memoryview(bytearray(0))
+
+    def prepare(self, rows: list[list[int]]) -> None:
+        """Place the heaps whose item values are ``rows`` (one call of the function)."""
+        self._ready = {}
+        if rows:
+            self._ready = dict(zip(map(tuple, rows), self._place(rows), strict=True))
+
+    def _place(self, rows: list[list[int]]) -> list[Placement]:
+        n = len(rows)
+        items = np.array(rows, dtype=np.int64).reshape(n, self._n_items)
+        try:
+            chunk_id, heap_index, heap_offset = (
+                np.asarray(part, dtype=np.int64).reshape(n) for part in self._function(items)
+            )
+        except Exception as exc:  # the receive path must not raise: the heaps are rejected
+            log_limited(
+                _ERROR, "chunk-place-error",
+                "place callback raised %s: %s (%d heaps rejected)", type(exc).__name__, exc, n,
+            )
+            return [_REJECT] * n
+        bad = (chunk_id >= 0) & ((heap_index < 0) | (heap_offset < 0))
+        if bad.any():
+            log_limited(
+                _ERROR, "chunk-place-negative",
+                "place callback returned a negative heap_index or heap_offset for %d heaps: "
+                "they are rejected", int(bad.sum()),
+            )
+            chunk_id = np.where(bad, -1, chunk_id)
+        return [
+            (c, i, o, 0, 0)
+            for c, i, o in zip(chunk_id.tolist(), heap_index.tolist(), heap_offset.tolist(), strict=True)
+        ]
+
+    def __call__(self, packet: memoryview, items: list[int]) -> Placement:
+        placement = self._ready.get(tuple(items))
+        if placement is None:
+            [placement] = self._place([items])
+        return placement
+
+    def take_stats(self) -> list[int] | None:
+        return None
+
+
+def _make_place(place: Any, n_items: int, n_stats: int, max_extra: int) -> _CPlace | _PyPlace | _BatchPlace:
+    if isinstance(place, BatchPlace):
+        return _BatchPlace(place, n_items)
     if isinstance(place, tuple):
         return _CPlace(place, n_items, n_stats, max_extra)
     return _PyPlace(place, n_stats, max_extra)
