@@ -16,6 +16,9 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._args import fitting_int
+from ._log import logger
+
 try:
     import uvloop
 
@@ -41,7 +44,11 @@ class _LoopThread:
 
     def _run(self, ready: threading.Event) -> None:
         if self._core is not None:
-            ThreadPool.set_affinity(self._core)
+            try:
+                ThreadPool.set_affinity(self._core)
+            except (OSError, ValueError, NotImplementedError) as exc:
+                # As the reference: a core that cannot be used is not fatal.
+                logger.warning("could not pin %s to CPU %d: %s", self.thread.name, self._core, exc)
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(ready.set)
         try:
@@ -75,6 +82,7 @@ class ThreadPool:
     """
 
     def __init__(self, threads: int = 1, affinity: Sequence[int] | None = None) -> None:
+        threads = fitting_int(threads, "threads", -(2**31), 2**31 - 1)  # a C int, as in the reference
         if threads < 1:
             raise ValueError(f"at least one thread is required (got threads={threads!r})")
         cores = list(affinity) if affinity else []

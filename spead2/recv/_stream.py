@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 
 from .._errors import Stopped
@@ -10,7 +11,7 @@ from .._thread_pool import ThreadPool
 from ..protocols.assembler import HeapAssembler, stream_stat_configs
 from ..protocols.heaps import HeapBase
 from ._config import RingStreamConfig, StreamConfig
-from ._receiver import ReceiverCore, _Stream
+from ._receiver import ReceiverCore, _Stream, count_blocked
 from ._ring import HeapRing
 
 
@@ -24,7 +25,10 @@ class StreamCore(ReceiverCore):
     ) -> None:
         super().__init__(loop, config, stream_stat_configs(config))
         self.ring_config = ring_config
-        self.ring = HeapRing(ring_config.heaps, loop)
+        # Counted when a completed heap finds the ring full, as the reference's
+        # reader blocks then: not merely because the ring filled up. (A partial
+        # over the list, not a bound method: the ring must not keep the core alive.)
+        self.ring = HeapRing(ring_config.heaps, loop, functools.partial(count_blocked, self.stats, "ringbuffer"))
         self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats)
 
     def end_batch(self, n_packets: int) -> None:
@@ -35,7 +39,11 @@ class StreamCore(ReceiverCore):
         return self.ring.full()
 
     async def wait_for_space(self) -> None:
-        self.count_blocked("ringbuffer")
+        if not self.ring.holding():
+            # A reader pausing at a full ring is blocked, as the reference's
+            # would be at its next heap: counted once per pause (a heap held
+            # beyond the capacity was counted when it was held).
+            count_blocked(self.stats, "ringbuffer")
         await self.ring.wait_space()
 
     def close_handles(self) -> None:
@@ -47,7 +55,7 @@ class StreamCore(ReceiverCore):
         # from the network side (end of input, stop item) delivers them as
         # incomplete heaps when the ring config asks for that.
         self.assembler.flush(deliver_incomplete=not by_user)
-        self.ring.stop()
+        self.ring.stop(drop_held=by_user)
 
 
 class Stream(_Stream):
