@@ -18,7 +18,6 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 
 import pytest
-
 from stream_helpers import counting_config
 
 import spead2

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from stream_helpers import counting_config
 
 import spead2

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-
 from stream_helpers import counting_config
 
 import spead2

@@ -17,7 +17,13 @@ from typing import Any
 from .._inproc import InprocQueue
 from .._log import logger
 from .._thread_pool import ThreadPool, run_on_loop
-from ..protocols.stats import EXTRA_STATS, INVALID_PACKETS, SKIPPED_FRAMES, StreamStatConfig, StreamStats
+from ..protocols.stats import (
+    EXTRA_STATS,
+    INVALID_PACKETS,
+    SKIPPED_FRAMES,
+    StreamStatConfig,
+    StreamStats,
+)
 from ..transports.base import PacketConsumer, Reader
 from ..transports.buffer import BufferReader
 from ..transports.inproc import InprocReader

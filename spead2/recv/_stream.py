@@ -10,6 +10,7 @@ from .._errors import Stopped
 from .._thread_pool import ThreadPool
 from ..protocols.assembler import HeapAssembler, stream_stat_configs
 from ..protocols.heaps import HeapBase
+from ..transports.driver import ReaderDriver
 from ._config import RingStreamConfig, StreamConfig
 from ._receiver import ReceiverCore, _Stream, count_blocked
 from ._ring import HeapRing
@@ -30,6 +31,7 @@ class StreamCore(ReceiverCore):
         # over the list, not a bound method: the ring must not keep the core alive.)
         self.ring = HeapRing(ring_config.heaps, loop, functools.partial(count_blocked, self.stats, "ringbuffer"))
         self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats)
+        self._driver: ReaderDriver | None = None
 
     def end_batch(self, n_packets: int) -> None:
         self.assembler.end_batch(n_packets)
@@ -49,6 +51,30 @@ class StreamCore(ReceiverCore):
     def close_handles(self) -> None:
         # The readiness pipe behind Stream.fd serves only the user's object.
         self.ring.close_fd()
+        if self._driver is not None:
+            self._driver.close()
+
+    def get_driven(self, block: bool) -> HeapBase:
+        """The next heap for a blocking consumer on the loop's own thread, running the readers itself.
+
+        ``block``: wait as long as it takes (``Stopped`` at the end); else
+        only what can be done now (``Empty`` if no heap came of it).
+        """
+        ring = self.ring
+        if not ring.size() and not ring.stopped:
+            if block and not self.started:
+                raise RuntimeError(
+                    "the stream has not been started (explicit_start): a blocking get on "
+                    "its own event loop would never return"
+                )
+            if self._driver is None:
+                self._driver = ReaderDriver(self.loop)
+            self._driver.run(
+                lambda: self.readers if self.started else (),
+                lambda: bool(ring.size()) or ring.stopped,
+                block,
+            )
+        return ring.get_nowait()
 
     def finish(self, by_user: bool) -> None:
         # A user's stop counts partial heaps but does not deliver them; a stop
@@ -129,6 +155,6 @@ class Stream(_Stream):
 
     def __next__(self) -> HeapBase:
         try:
-            return self.get()
+            return self._core.ring.get()
         except Stopped:
             raise StopIteration from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Buffer
+from collections.abc import Buffer, Callable
 
 from .._log import log_limited
 from ..protocols.packet import PacketError, packet_size
@@ -26,38 +26,55 @@ class BufferReader(Reader):
             raise TypeError("add_buffer_reader needs a bytes-like object, not str")
         super().__init__(sink)
         self._view = memoryview(buffer).cast("B")
+        self._offset = 0  # on self: the event loop and a blocking consumer both drive it
 
     async def _run(self) -> None:
         sink = self.sink
-        add_packet = sink.assembler.add_packet
-        ring_full = sink.ring_full
-        view = self._view
-        end = len(view)
-        offset = 0
         while not self.closed:
-            n = 0
-            running = True
-            batch_end = min(end, offset + BATCH_BYTES)
-            while offset < batch_end and n < BATCH_MAX_PACKETS:
-                try:
-                    size = packet_size(view, offset)
-                except PacketError as exc:
-                    size = None
-                    log_limited(30, "buffer-invalid", "buffer reader: %s; discarding the rest", exc)
-                if size is None or offset + size > end:
-                    sink.count_invalid()
-                    offset = end
-                    break
-                n += 1
-                running = add_packet(view[offset : offset + size])
-                offset += size
-                if not running:
-                    break
-            sink.end_batch(n)
-            if not running or offset >= end:
-                sink.stop_from_reader()
+            if not self._feed_batch():
                 return
-            if ring_full():
+            if sink.ring_full():
                 await sink.wait_for_space()
             else:
                 await asyncio.sleep(0)
+
+    def _feed_batch(self) -> bool:
+        """Feed one batch; False once the buffer is done (the stream is then stopped)."""
+        sink = self.sink
+        add_packet = sink.assembler.add_packet
+        view = self._view
+        end = len(view)
+        offset = self._offset
+        n = 0
+        running = True
+        batch_end = min(end, offset + BATCH_BYTES)
+        while offset < batch_end and n < BATCH_MAX_PACKETS:
+            try:
+                size = packet_size(view, offset)
+            except PacketError as exc:
+                size = None
+                log_limited(30, "buffer-invalid", "buffer reader: %s; discarding the rest", exc)
+            if size is None or offset + size > end:
+                sink.count_invalid()
+                offset = end
+                break
+            n += 1
+            running = add_packet(view[offset : offset + size])
+            offset += size
+            if not running:
+                break
+        self._offset = offset
+        sink.end_batch(n)
+        if not running or offset >= end:
+            sink.stop_from_reader()
+            return False
+        return True
+
+    def drive_poll(self, wake: Callable[[], None]) -> int | None:
+        """Memory is always ready."""
+        return None
+
+    def drive_step(self) -> None:
+        """One batch, as the event loop would feed it."""
+        if not self.closed:
+            self._feed_batch()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .._inproc import InprocQueue
-from .base import BATCH_PACKETS, Reader, StreamSink
+from .base import BATCH_PACKETS, WAIT, Reader, StreamSink
 
 
 class InprocReader(Reader):
@@ -20,22 +22,39 @@ class InprocReader(Reader):
 
     async def _run(self) -> None:
         sink = self.sink
-        add_packet = sink.assembler.add_packet
         queue = self._queue
         loop = sink.loop
         while not self.closed:
-            batch, ended = queue._take(BATCH_PACKETS)
-            running = True
-            for packet in batch:
-                running = add_packet(packet)
-                if not running:
-                    break
-            if batch:
-                sink.end_batch(len(batch))
-            if ended or not running:
-                sink.stop_from_reader()
+            taken = self._feed_batch()
+            if taken < 0:
                 return
-            if not batch:
+            if not taken:
                 await queue._wait(loop)
             elif sink.ring_full():
                 await sink.wait_for_space()
+
+    def _feed_batch(self) -> int:
+        """Feed what the queue holds (one batch at most): the packets taken, -1 at the end."""
+        sink = self.sink
+        add_packet = sink.assembler.add_packet
+        batch, ended = self._queue._take(BATCH_PACKETS)
+        running = True
+        for packet in batch:
+            running = add_packet(packet)
+            if not running:
+                break
+        if batch:
+            sink.end_batch(len(batch))
+        if ended or not running:
+            sink.stop_from_reader()
+            return -1
+        return len(batch)
+
+    def drive_poll(self, wake: Callable[[], None]) -> int | None:
+        """Step while the queue has packets (or has stopped); otherwise wait for a sender."""
+        return None if self._queue._ready_or_call(wake) else WAIT
+
+    def drive_step(self) -> None:
+        """One batch from the queue, as the event loop would feed it."""
+        if not self.closed:
+            self._feed_batch()

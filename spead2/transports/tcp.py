@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import sys
+from collections.abc import Callable
 from typing import cast
 
 from .._log import log_limited, logger
 from ..protocols.packet import PacketError, packet_size
-from .base import BATCH_PACKETS, Reader, StreamSink, _report_crash
+from .base import BATCH_PACKETS, WAIT, Reader, StreamSink, _report_crash
 from .udp import SocketHandoff, duplicate_socket, resolve, runtime_error, set_receive_buffer
 
 __all__ = ["TcpReader", "tcp_listener_for_port", "tcp_listener_from_user"]
@@ -96,6 +98,9 @@ class TcpReader(Reader):
         super().__init__(sink)
         self._listener: socket.socket | None = handoff.take()
         self._accepting = False
+        # The accepted connection; read directly (not through the loop's
+        # transport) only while a blocking consumer drives the reader.
+        self._conn: socket.socket | None = None
         self._protocol = _FramingProtocol(self, max_size)
 
     def start(self) -> None:
@@ -127,10 +132,46 @@ class TcpReader(Reader):
             logger.error("Error in TCP accept: %s", exc.strerror or exc)
             self.close()
             return
+        conn.setblocking(False)
+        self._conn = conn
         # Exactly one connection per reader: later ones are refused by the kernel.
         self._stop_accepting()
         self._task = self.sink.loop.create_task(self._run_connection(conn))
         self._task.add_done_callback(_report_crash)
+
+    def drive_poll(self, wake: Callable[[], None]) -> int | None:
+        """The listener until a connection is accepted, then the connection."""
+        if self._conn is None:
+            return self._listener.fileno() if self._listener is not None else WAIT
+        if self._protocol.has_complete_packet():
+            return None  # left in the buffer when the ring filled
+        return self._conn.fileno()
+
+    def drive_step(self) -> None:
+        """Accept the pending connection, or feed what it has (as the loop's transport would)."""
+        if self.closed:
+            return
+        conn = self._conn
+        if conn is None:
+            if self._listener is not None:
+                self._on_acceptable()
+            return
+        protocol = self._protocol
+        if protocol.has_complete_packet():
+            protocol.buffer_updated(0)
+            return
+        buffer = protocol.get_buffer(-1)
+        try:
+            n = os.readv(conn.fileno(), [buffer])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            protocol.end_of_stream(exc)
+            return
+        if n == 0:
+            protocol.end_of_stream(None)
+        else:
+            protocol.buffer_updated(n)
 
     async def _run_connection(self, conn: socket.socket) -> None:
         try:
@@ -148,7 +189,12 @@ class TcpReader(Reader):
             return
         self.closed = True
         self._stop_accepting()
-        self._protocol.close()
+        if not self._protocol.close() and self._conn is not None:
+            # Accepted, but never handed to the loop (its task had not run).
+            task = self._task
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+            self._conn.close()
         # The connection task is left to finish: the protocol closes a
         # transport that arrives after this, and cancelling it mid-way could
         # leave the accepted socket open.
@@ -189,6 +235,10 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             tcp.abort()
             return
         self._transport = tcp
+        if self.has_complete_packet():
+            # A blocking consumer drove the connection before the loop got it
+            # and left packets behind at a full ring: feed them (or pause).
+            self.buffer_updated(0)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if (
@@ -208,6 +258,10 @@ class _FramingProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self.end_of_stream(exc)
+
+    def end_of_stream(self, exc: Exception | None) -> None:
+        """The connection ended (EOF or error): count a cut packet and stop the stream."""
         if self._reader.closed:
             return
         if exc is not None:
@@ -296,6 +350,16 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             return False
         return blocked or ring_full()
 
+    def has_complete_packet(self) -> bool:
+        """Whether a whole packet waits in the buffer (left there when the ring filled)."""
+        if self._end - self._start < _HEADER_SIZE:
+            return False
+        try:
+            size = packet_size(self._view[: self._end], self._start)
+        except PacketError:
+            return True  # processing discards it
+        return size is not None and size <= self._end - self._start
+
     def _make_room(self) -> None:
         """Move the partial packet at ``_start`` to the front of a buffer that can hold it all."""
         start = self._start
@@ -343,12 +407,14 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         if transport is not None and not self._reader.closed:
             transport.resume_reading()
 
-    def close(self) -> None:
-        """Drop the connection (the reader is closing)."""
+    def close(self) -> bool:
+        """Drop the connection (the reader is closing); False if no transport had it."""
         waiter = self._waiter
         if waiter is not None and waiter is not asyncio.current_task():
             waiter.cancel()
         transport = self._transport
-        if transport is not None:
-            self._transport = None
-            transport.abort()
+        if transport is None:
+            return False
+        self._transport = None
+        transport.abort()
+        return True
