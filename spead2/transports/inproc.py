@@ -25,13 +25,14 @@ class InprocReader(Reader):
         queue = self._queue
         loop = sink.loop
         while not self.closed:
-            taken = self._feed_batch()
-            if taken < 0:
-                return
-            if not taken:
+            if not len(queue) and not queue._stopped:
                 await queue._wait(loop)
-            elif sink.ring_full():
+            elif len(queue) and sink.ring_full():
+                # Blocked only now that a packet waits, as the reference's reader
+                # blocks at its next heap (a merely full ring counts nothing).
                 await sink.wait_for_space()
+            elif self._feed_batch() < 0:
+                return
 
     def _feed_batch(self) -> int:
         """Feed what the queue holds (one batch at most): the packets taken, -1 at the end."""
