@@ -1,9 +1,10 @@
 """What every receive stream shares: reader lifecycle, statistics, start and stop.
 
 ``ReceiverCore`` lives on the stream's event loop and implements the
-transports' ``StreamSink``; subclasses decide where packets go (a heap ring,
-or chunks) by providing ``assembler``, ``end_batch``, ``ring_full``,
-``wait_for_space`` and ``finish``. ``_Stream`` is the user-facing base class
+transports' ``StreamSink``: :meth:`ReceiverCore.feed` is the one call readers
+make per batch, and it keeps the batch statistics. Subclasses decide where
+packets go (a heap ring, or chunks) by providing ``assembler``,
+``batch_done``, ``ring_full``, ``wait_for_space`` and ``finish``. ``_Stream`` is the user-facing base class
 with the reader methods (the reference's ``_Stream``).
 """
 
@@ -11,20 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Buffer
+from collections.abc import Buffer, Sequence
 from typing import Any
 
 from .._inproc import InprocQueue
 from .._log import logger
 from .._thread_pool import ThreadPool, run_on_loop
 from ..protocols.stats import (
+    BATCHES,
     EXTRA_STATS,
     INVALID_PACKETS,
+    MAX_BATCH,
     SKIPPED_FRAMES,
     StreamStatConfig,
     StreamStats,
 )
-from ..transports.base import PacketConsumer, Reader
+from ..transports.base import GO, PAUSE, STOP, PacketConsumer, Reader
 from ..transports.buffer import BufferReader
 from ..transports.inproc import InprocReader
 from . import stream_stat_indices
@@ -64,12 +67,13 @@ class ReceiverCore:
         # see (the reference's) unless they register a statistic of that name.
         names = [c.name for c in stat_configs]
         n_visible = len(stat_configs) - len(EXTRA_STATS)
-        self._invalid_index = n_visible + [name for name, _ in EXTRA_STATS].index(INVALID_PACKETS)
-        self._skipped_index = n_visible + [name for name, _ in EXTRA_STATS].index(SKIPPED_FRAMES)
+        extra_names = [name for name, _ in EXTRA_STATS]
+        self._invalid_index = n_visible + extra_names.index(INVALID_PACKETS)
+        self._skipped_index = n_visible + extra_names.index(SKIPPED_FRAMES)
         self._visible_configs = stat_configs[:n_visible]
         self._mirrored = [
             (names.index(name), n_visible + k)
-            for k, (name, _) in enumerate(EXTRA_STATS)
+            for k, name in enumerate(extra_names)
             if name in names[:n_visible]
         ]
         self.readers: list[Reader] = []
@@ -90,8 +94,33 @@ class ReceiverCore:
     #: Where readers' packets go (set by subclasses).
     assembler: PacketConsumer
 
-    def end_batch(self, n_packets: int) -> None:
-        """A reader finished a batch: account for it and wake consumers (subclasses)."""
+    def feed(self, packets: Sequence[Buffer]) -> int:
+        """A reader's batch: process it, account for it, wake consumers once.
+
+        Returns ``GO``, ``PAUSE`` (:meth:`ring_full`) or ``STOP`` (a packet
+        ended the stream, which this has already stopped).
+        """
+        add_packet = self.assembler.add_packet
+        n = 0
+        running = True
+        for packet in packets:
+            n += 1
+            if not add_packet(packet):
+                running = False
+                break
+        if n:
+            stats = self.stats
+            stats[BATCHES] += 1
+            if n > stats[MAX_BATCH]:
+                stats[MAX_BATCH] = n
+            self.batch_done()
+        if not running:
+            self.stop_from_reader()
+            return STOP
+        return PAUSE if self.ring_full() else GO
+
+    def batch_done(self) -> None:
+        """A batch was fed: hand its results to the consumer (subclasses)."""
         raise NotImplementedError
 
     def ring_full(self) -> bool:

@@ -7,6 +7,7 @@ import functools
 from collections.abc import Iterator
 
 from .._errors import Stopped
+from .._log import log_limited
 from .._thread_pool import ThreadPool
 from ..protocols.assembler import HeapAssembler, stream_stat_configs
 from ..protocols.heaps import HeapBase
@@ -29,12 +30,13 @@ class StreamCore(ReceiverCore):
         # Counted when a completed heap finds the ring full, as the reference's
         # reader blocks then: not merely because the ring filled up. (A partial
         # over the list, not a bound method: the ring must not keep the core alive.)
-        self.ring = HeapRing(ring_config.heaps, loop, functools.partial(count_blocked, self.stats, "ringbuffer"))
-        self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats)
+        self.ring = HeapRing(
+            ring_config.heaps, loop, functools.partial(count_blocked, self.stats, "ringbuffer")
+        )
+        self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats, log_limited)
         self._driver: ReaderDriver | None = None
 
-    def end_batch(self, n_packets: int) -> None:
-        self.assembler.end_batch(n_packets)
+    def batch_done(self) -> None:
         self.ring.publish()
 
     def ring_full(self) -> bool:

@@ -11,7 +11,8 @@ stream unless ``--joint`` puts them all in one. For each heap it prints
 when a stream ends (stop heap, end of TCP connection or file, ``--max-heaps``,
 Ctrl-C) it prints ``Shutting down stream <source> after <n> heaps`` and the
 stream's statistics. On a terminal a live line shows heaps, Gb/s,
-incomplete heaps and dropped packets.
+incomplete heaps and dropped packets. ``--http-port`` also serves a live
+view of what arrives (plots, rates, losses) to web browsers.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TextIO
 
 import spead2
@@ -32,6 +33,8 @@ import spead2.recv.asyncio
 from . import _options
 from ._options import ReceiverSettings, Source
 from ._progress import Progress
+from .live import LiveView
+from .live._http import serve
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -42,6 +45,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _options.add_log_argument(group)
     group.add_argument("--values", action="store_true", help="Show heap values")
     group.add_argument("--descriptors", action="store_true", help="Show descriptors")
+    group.add_argument(
+        "--http-port", type=_options.non_negative_int, default=None,
+        help="Serve a live view (plots of the items, rates, losses) on this HTTP port (0: any)",
+    )
+    group.add_argument(
+        "--http-host", default="127.0.0.1",
+        help="Address to serve the live view on [%(default)s]",
+    )
     group = parser.add_argument_group("Input options")
     group.add_argument(
         "--max-heaps", type=_options.non_negative_int, default=None,
@@ -111,6 +122,7 @@ async def consume(
     printer: Printer,
     progress: Progress,
     max_heaps: int | None,
+    live: LiveView | None = None,
 ) -> None:
     """Print the heaps of one stream until it ends (or ``max_heaps``), then its statistics."""
     item_group = spead2.ItemGroup()
@@ -119,6 +131,8 @@ async def consume(
         async for heap in stream:
             heaps += 1
             progress.add_heap(heap)
+            if live is not None:
+                live.add_heap(heap)
             printer.heap(name, heap, item_group)
             if heaps == max_heaps:
                 break
@@ -213,12 +227,39 @@ async def async_main(args: argparse.Namespace) -> int:
         stop_all()
     udp_ports = [] if settings.tcp else [s[1] for s in args.sources if isinstance(s, tuple)]
     progress = Progress([stream for _, stream in streams], udp_ports)
-    with live_progress(progress, sys.stdout.isatty()):
-        printer = Printer(args.values, args.descriptors, sys.stdout)
-        await asyncio.gather(
-            *(consume(name, stream, printer, progress, args.max_heaps) for name, stream in streams)
-        )
+    async with serve_live_view(args, [stream for _, stream in streams], udp_ports) as live:
+        with live_progress(progress, sys.stdout.isatty()):
+            printer = Printer(args.values, args.descriptors, sys.stdout)
+            await asyncio.gather(*(
+                consume(name, stream, printer, progress, args.max_heaps, live)
+                for name, stream in streams
+            ))
     return 0
+
+
+@contextlib.asynccontextmanager
+async def serve_live_view(
+    args: argparse.Namespace, streams: list[spead2.recv.asyncio.Stream], udp_ports: list[int]
+) -> AsyncIterator[LiveView | None]:
+    """The live view served on ``--http-port`` while the streams run (None without the option)."""
+    if args.http_port is None:
+        yield None
+        return
+    live = LiveView(streams, udp_ports, title=" ".join(args.source))
+    server = await serve(live, args.http_host, args.http_port)
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f"Live view on http://{host if ':' not in host else f'[{host}]'}:{port}/",
+          file=sys.stderr, flush=True)
+    sampler = asyncio.create_task(live.run())
+    try:
+        yield live
+    finally:
+        sampler.cancel()
+        live.close()  # ends the event streams, so the server can close
+        server.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        await server.wait_closed()
 
 
 def main(argv: list[str] | None = None) -> int:

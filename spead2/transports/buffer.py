@@ -7,7 +7,7 @@ from collections.abc import Buffer, Callable
 
 from .._log import log_limited
 from ..protocols.packet import PacketError, packet_size
-from .base import BATCH_BYTES, BATCH_MAX_PACKETS, Reader, StreamSink
+from .base import BATCH_BYTES, BATCH_MAX_PACKETS, PAUSE, STOP, Reader, StreamSink
 
 
 class BufferReader(Reader):
@@ -29,26 +29,24 @@ class BufferReader(Reader):
         self._offset = 0  # on self: the event loop and a blocking consumer both drive it
 
     async def _run(self) -> None:
-        sink = self.sink
         while not self.closed:
-            if not self._feed_batch():
+            verdict = self._feed_batch()
+            if verdict == STOP:
                 return
-            if sink.ring_full():
-                await sink.wait_for_space()
+            if verdict == PAUSE:
+                await self.sink.wait_for_space()
             else:
                 await asyncio.sleep(0)
 
-    def _feed_batch(self) -> bool:
-        """Feed one batch; False once the buffer is done (the stream is then stopped)."""
+    def _feed_batch(self) -> int:
+        """Feed one batch: :data:`GO`, :data:`PAUSE`, or :data:`STOP` once the buffer is done."""
         sink = self.sink
-        add_packet = sink.assembler.add_packet
         view = self._view
         end = len(view)
         offset = self._offset
-        n = 0
-        running = True
+        batch: list[memoryview] = []
         batch_end = min(end, offset + BATCH_BYTES)
-        while offset < batch_end and n < BATCH_MAX_PACKETS:
+        while offset < batch_end and len(batch) < BATCH_MAX_PACKETS:
             try:
                 size = packet_size(view, offset)
             except PacketError as exc:
@@ -58,17 +56,16 @@ class BufferReader(Reader):
                 sink.count_invalid()
                 offset = end
                 break
-            n += 1
-            running = add_packet(view[offset : offset + size])
+            batch.append(view[offset : offset + size])
             offset += size
-            if not running:
-                break
         self._offset = offset
-        sink.end_batch(n)
-        if not running or offset >= end:
+        verdict = sink.feed(batch)
+        if verdict == STOP:
+            return STOP
+        if offset >= end:
             sink.stop_from_reader()
-            return False
-        return True
+            return STOP
+        return verdict
 
     def drive_poll(self, wake: Callable[[], None]) -> int | None:
         """Memory is always ready."""

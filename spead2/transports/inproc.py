@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._inproc import InprocQueue
-from .base import BATCH_PACKETS, WAIT, Reader, StreamSink
+from .base import BATCH_PACKETS, PAUSE, STOP, WAIT, Reader, StreamSink
 
 
 class InprocReader(Reader):
@@ -24,32 +24,33 @@ class InprocReader(Reader):
         sink = self.sink
         queue = self._queue
         loop = sink.loop
+        paused = False
         while not self.closed:
             if not len(queue) and not queue._stopped:
                 await queue._wait(loop)
-            elif len(queue) and sink.ring_full():
+            elif paused and len(queue):
                 # Blocked only now that a packet waits, as the reference's reader
                 # blocks at its next heap (a merely full ring counts nothing).
-                await sink.wait_for_space()
-            elif self._feed_batch() < 0:
-                return
+                if sink.feed(()) == PAUSE:  # nothing fed: is the ring still full?
+                    await sink.wait_for_space()
+                paused = False
+            else:
+                verdict = self._feed_batch()
+                if verdict == STOP:
+                    return
+                paused = verdict == PAUSE
 
     def _feed_batch(self) -> int:
-        """Feed what the queue holds (one batch at most): the packets taken, -1 at the end."""
+        """Feed what the queue holds (one batch at most): :data:`GO`, :data:`PAUSE` or :data:`STOP`."""
         sink = self.sink
-        add_packet = sink.assembler.add_packet
         batch, ended = self._queue._take(BATCH_PACKETS)
-        running = True
-        for packet in batch:
-            running = add_packet(packet)
-            if not running:
-                break
-        if batch:
-            sink.end_batch(len(batch))
-        if ended or not running:
+        verdict = sink.feed(batch)
+        if verdict == STOP:
+            return STOP
+        if ended:
             sink.stop_from_reader()
-            return -1
-        return len(batch)
+            return STOP
+        return verdict
 
     def drive_poll(self, wake: Callable[[], None]) -> int | None:
         """Step while the queue has packets (or has stopped); otherwise wait for a sender."""

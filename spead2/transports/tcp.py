@@ -27,7 +27,7 @@ from typing import cast
 
 from .._log import log_limited, logger
 from ..protocols.packet import PacketError, packet_size
-from .base import BATCH_PACKETS, WAIT, Reader, StreamSink, _report_crash
+from .base import BATCH_PACKETS, GO, PAUSE, WAIT, Reader, StreamSink, _report_crash
 from .udp import SocketHandoff, duplicate_socket, resolve, runtime_error, set_receive_buffer
 
 __all__ = ["TcpReader", "tcp_listener_for_port", "tcp_listener_from_user"]
@@ -98,9 +98,6 @@ class TcpReader(Reader):
         super().__init__(sink)
         self._listener: socket.socket | None = handoff.take()
         self._accepting = False
-        # The accepted connection; read directly (not through the loop's
-        # transport) only while a blocking consumer drives the reader.
-        self._conn: socket.socket | None = None
         self._protocol = _FramingProtocol(self, max_size)
 
     def start(self) -> None:
@@ -118,7 +115,8 @@ class TcpReader(Reader):
         try:
             if self._accepting:
                 self._accepting = False
-                self.sink.loop.remove_reader(listener.fileno())
+                if not self.sink.loop.is_closed():
+                    self.sink.loop.remove_reader(listener.fileno())
         finally:
             listener.close()  # even when the loop is already closed
 
@@ -133,30 +131,41 @@ class TcpReader(Reader):
             self.close()
             return
         conn.setblocking(False)
-        self._conn = conn
         # Exactly one connection per reader: later ones are refused by the kernel.
         self._stop_accepting()
+        self._protocol.socket = conn
         self._task = self.sink.loop.create_task(self._run_connection(conn))
         self._task.add_done_callback(_report_crash)
 
+    async def _run_connection(self, conn: socket.socket) -> None:
+        try:
+            await self.sink.loop.connect_accepted_socket(lambda: self._protocol, conn)
+        except BaseException:
+            conn.close()
+            raise
+
+    async def _run(self) -> None:
+        """Not used: the protocol's callbacks do the work."""
+
     def drive_poll(self, wake: Callable[[], None]) -> int | None:
         """The listener until a connection is accepted, then the connection."""
-        if self._conn is None:
+        conn = self._protocol.socket
+        if conn is None:
             return self._listener.fileno() if self._listener is not None else WAIT
         if self._protocol.has_complete_packet():
             return None  # left in the buffer when the ring filled
-        return self._conn.fileno()
+        return conn.fileno()
 
     def drive_step(self) -> None:
         """Accept the pending connection, or feed what it has (as the loop's transport would)."""
         if self.closed:
             return
-        conn = self._conn
+        protocol = self._protocol
+        conn = protocol.socket
         if conn is None:
             if self._listener is not None:
                 self._on_acceptable()
             return
-        protocol = self._protocol
         if protocol.has_complete_packet():
             protocol.buffer_updated(0)
             return
@@ -173,28 +182,13 @@ class TcpReader(Reader):
         else:
             protocol.buffer_updated(n)
 
-    async def _run_connection(self, conn: socket.socket) -> None:
-        try:
-            await self.sink.loop.connect_accepted_socket(lambda: self._protocol, conn)
-        except BaseException:
-            conn.close()
-            raise
-
-    async def _run(self) -> None:
-        """Not used: the protocol's callbacks do the work."""
-
     def close(self) -> None:
         """Close the listener or the connection (on the stream's loop)."""
         if self.closed:
             return
         self.closed = True
         self._stop_accepting()
-        if not self._protocol.close() and self._conn is not None:
-            # Accepted, but never handed to the loop (its task had not run).
-            task = self._task
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-            self._conn.close()
+        self._protocol.close()
         # The connection task is left to finish: the protocol closes a
         # transport that arrives after this, and cancelling it mid-way could
         # leave the accepted socket open.
@@ -214,6 +208,7 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         self._sink = reader.sink
         self._max_size = max_size
         self._min_read = min_read
+        self._capacity = capacity
         self._buffer = bytearray(capacity)
         self._view = memoryview(self._buffer)
         self._spare: bytearray | None = None
@@ -225,6 +220,9 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         self._paused = False
         self._waiter: asyncio.Task[None] | None = None
         self._transport: asyncio.Transport | None = None
+        #: The accepted connection (also owned by the transport once it exists):
+        #: closed directly if the loop is gone when the reader closes.
+        self.socket: socket.socket | None = None
 
     # -- asyncio callbacks ----------------------------------------------------------
 
@@ -241,6 +239,11 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             self.buffer_updated(0)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._end == 0 and len(self._buffer) > self._capacity:
+            # A large packet has been consumed: give its memory back.
+            self._buffer = bytearray(self._capacity)
+            self._view = memoryview(self._buffer)
+            self._spare = None
         if (
             len(self._buffer) - self._end < self._min_read
             or self._start + self._need > len(self._buffer)
@@ -281,16 +284,13 @@ class _FramingProtocol(asyncio.BufferedProtocol):
     def _process(self) -> bool:
         """Feed every complete packet received; True if stopped early by a full ring."""
         sink = self._sink
-        add_packet = sink.assembler.add_packet
-        ring_full = sink.ring_full
         max_size = self._max_size
         start = self._start
         end = self._end
         data = self._view[:end]  # packet_size measures what is available from len(data)
         need = 0
-        n = 0
-        blocked = False
-        running = True
+        batch: list[memoryview] = []
+        verdict = GO
         if self._skip:
             k = min(self._skip, end - start)
             start += k
@@ -325,17 +325,13 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             if size > end - start:
                 need = size
                 break
-            n += 1
-            running = add_packet(data[start : start + size])
+            batch.append(data[start : start + size])
             start += size
-            if not running:
-                break
-            if n == BATCH_PACKETS:
+            if len(batch) == BATCH_PACKETS:
                 # The ring is looked at between batches (see docs/differences.md).
-                sink.end_batch(n)
-                n = 0
-                if ring_full():
-                    blocked = True
+                verdict = sink.feed(batch)
+                batch = []
+                if verdict != GO:
                     break
         if start >= end:
             start = end = 0
@@ -343,12 +339,11 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         self._start = start
         self._end = end
         self._need = need
-        if n:
-            sink.end_batch(n)
-        if not running:
-            sink.stop_from_reader()
-            return False
-        return blocked or ring_full()
+        if batch:
+            verdict = sink.feed(batch)
+        elif verdict == GO:
+            verdict = sink.feed(batch)  # nothing new: is the ring still full?
+        return verdict == PAUSE
 
     def has_complete_packet(self) -> bool:
         """Whether a whole packet waits in the buffer (left there when the ring filled)."""
@@ -365,10 +360,12 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         start = self._start
         end = self._end
         partial = end - start
-        capacity = max(len(self._buffer), self._need)
+        # Grow towards the size the packet needs (at most max_size, or a header's
+        # size, at most 512 KiB: larger packets are skipped, never buffered), but
+        # no more than double what has arrived of it: memory follows the bytes
+        # received, not what a header claims (copies stay linear overall).
+        capacity = max(len(self._buffer), min(self._need, 2 * partial + self._min_read))
         if capacity > len(self._buffer):
-            # Grows only up to max_size (or a header's size, at most 512 KiB):
-            # larger packets are skipped, never buffered.
             target = bytearray(capacity)
             self._spare = None
         else:
@@ -407,14 +404,21 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         if transport is not None and not self._reader.closed:
             transport.resume_reading()
 
-    def close(self) -> bool:
-        """Drop the connection (the reader is closing); False if no transport had it."""
+    def close(self) -> None:
+        """Drop the connection (the reader is closing)."""
+        transport = self._transport
+        sock = self.socket
+        self._transport = None
+        self.socket = None
+        if self._sink.loop.is_closed():
+            # The stream outlived its loop (e.g. asyncio.run returned): nothing can
+            # run there any more, and abort() would schedule connection_lost on it
+            # and raise. Close the socket itself, so the peer sees the end at once.
+            if sock is not None:
+                sock.close()
+            return
         waiter = self._waiter
         if waiter is not None and waiter is not asyncio.current_task():
             waiter.cancel()
-        transport = self._transport
-        if transport is None:
-            return False
-        self._transport = None
-        transport.abort()
-        return True
+        if transport is not None:
+            transport.abort()
