@@ -16,8 +16,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._args import fitting_int
 from ._log import logger
+from .protocols.arguments import fitting_int
 
 try:
     import uvloop

@@ -4,7 +4,7 @@ The reference (pybind11) picks the first overload whose parameters accept
 the arguments' *types*; so does :func:`_resolve`, which keeps, for example,
 ``add_udp_reader('127.0.0.1', 7148)`` resolving to the IPv4 multicast
 overload. Once an overload is chosen, out-of-range values are reported as
-:class:`~spead2._args.ArgumentRangeError` (a ``TypeError``, as the reference's
+:class:`~spead2.protocols.arguments.ArgumentRangeError` (a ``TypeError``, as the reference's
 failed conversion gives, and a ``ValueError``) naming the parameter.
 
 Sockets are created, bound and joined here, in the caller's thread, so their
@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._args import ArgumentRangeError
+from ..protocols.arguments import ArgumentRangeError
 from ..transports.base import Reader
 from ..transports.tcp import TcpReader, tcp_listener_for_port, tcp_listener_from_user
 from ..transports.udp import (

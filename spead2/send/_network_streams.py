@@ -22,8 +22,8 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, overload
 
-from .._args import ArgumentRangeError, MulticastHopsError
 from .._thread_pool import ThreadPool
+from ..protocols.arguments import ArgumentRangeError, MulticastHopsError
 from ..transports.tcp_send import TcpTransport, tcp_connect
 from ..transports.udp_send import (
     Address,
