@@ -1144,7 +1144,7 @@ def test_batch_place_from_separate_packets_places_heap_by_heap(pool):
     [chunk] = list(stream.data_ringbuffer)
     assert bytes(chunk.present) == b"\1" * HPC
     check_chunk_data(chunk)
-    assert calls == [1] * HPC
+    assert calls == [1] * (HPC + 1)  # the heaps, and the stop heap (offered to place too)
 
 
 @pytest.mark.parametrize(
@@ -1171,7 +1171,7 @@ def test_batch_place_failures_reject_the_heaps(pool, caplog, result, message):
         stream.add_buffer_reader(b"".join(digitiser(range(2))))
         chunks = list(stream.data_ringbuffer)
     assert all(not c.present.any() for c in chunks)
-    assert stream.stats["rejected_heaps"] == 2
+    assert stream.stats["rejected_heaps"] == 3  # the two heaps and the stop heap
     assert message in caplog.text
 
 
