@@ -129,7 +129,7 @@ class DatagramReceiver(asyncio.DatagramProtocol):
     async def _wait_for_space(self) -> None:
         await self._sink.wait_for_space()
         self._waiter = None
-        transport = self._transport
+        transport: Any = self._transport  # asyncio's can pause (see _pause); the ABC does not say so
         if transport is not None and not self._reader.closed:
             transport.resume_reading()
 
