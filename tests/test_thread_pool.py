@@ -138,7 +138,7 @@ def test_stream_calls_racing_pool_stop_never_hang():
         stream = spead2.recv.Stream(pool, spead2.recv.StreamConfig(explicit_start=True))
         call = [
             stream.stop,
-            lambda: stream.add_udp_reader(0, bind_hostname="127.0.0.1"),
+            lambda stream=stream: stream.add_udp_reader(0, bind_hostname="127.0.0.1"),
             stream.start,
         ][i % 3]
 
