@@ -69,6 +69,9 @@ def _child(case: str) -> None:
     logging.getLogger("spead2").setLevel(logging.ERROR)
     sys.path.insert(0, ROOT)
     sys.path.insert(0, os.path.join(ROOT, "tests"))
+    # A program started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then leaves it so: restore what an interactive start gives.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if ending == "sigterm" and mode == "sync":
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if mode == "sync":
