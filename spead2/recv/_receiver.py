@@ -19,7 +19,15 @@ from .._inproc import InprocQueue
 from .._log import logger
 from .._thread_pool import ThreadPool, run_on_loop
 from ..protocols.batch import PacketBatch
-from ..protocols.stats import BATCHES, MAX_BATCH, StreamStatConfig, StreamStats
+from ..protocols.stats import (
+    BATCHES,
+    EXTRA_STATS,
+    INVALID_PACKETS,
+    MAX_BATCH,
+    SKIPPED_FRAMES,
+    StreamStatConfig,
+    StreamStats,
+)
 from ..transports.base import GO, PAUSE, STOP, PacketConsumer, Reader
 from ..transports.buffer import BufferReader
 from ..transports.inproc import InprocReader
@@ -27,6 +35,18 @@ from . import stream_stat_indices
 from ._config import StreamConfig
 from ._network import NetworkReaders
 from ._pcap import PcapReaders
+
+
+def count_blocked(stats: list[int], what: str) -> None:
+    """A reader has a completed heap in hand and the consumer's ``what`` is full."""
+    # Normal when the consumer is slower than the source; say so once per
+    # stream, and let the statistic count every time.
+    if not stats[stream_stat_indices.WORKER_BLOCKED]:
+        logger.warning(
+            "reader blocked by full %s: the consumer is not keeping up "
+            "(counted in the worker_blocked statistic; logged once per stream)", what,
+        )
+    stats[stream_stat_indices.WORKER_BLOCKED] += 1
 
 
 class ReceiverCore:
@@ -44,13 +64,31 @@ class ReceiverCore:
         self.config = config
         self.stat_configs = stat_configs
         self.stats = [0] * len(stat_configs)
+        # The list ends with our extra statistics, kept out of the layout users
+        # see (the reference's) unless they register a statistic of that name.
         names = [c.name for c in stat_configs]
-        self._invalid_index = names.index("invalid_packets")
-        self._skipped_index = names.index("skipped_frames")
+        n_visible = len(stat_configs) - len(EXTRA_STATS)
+        extra_names = [name for name, _ in EXTRA_STATS]
+        self._invalid_index = n_visible + extra_names.index(INVALID_PACKETS)
+        self._skipped_index = n_visible + extra_names.index(SKIPPED_FRAMES)
+        self._visible_configs = stat_configs[:n_visible]
+        self._mirrored = [
+            (names.index(name), n_visible + k)
+            for k, name in enumerate(extra_names)
+            if name in names[:n_visible]
+        ]
         self.readers: list[Reader] = []
         self.explicit_start = config.explicit_start
         self.started = not config.explicit_start
         self.stopped = False
+
+    def snapshot(self) -> StreamStats:
+        """The statistics users see: the reference's layout, extras where registered."""
+        values = list(self.stats)  # one copy, so that the snapshot is consistent
+        visible = values[: len(self._visible_configs)]
+        for shown, hidden in self._mirrored:
+            visible[shown] = values[hidden]
+        return StreamStats(self._visible_configs, visible)
 
     # -- StreamSink, for the transports ------------------------------------------------
 
@@ -104,17 +142,6 @@ class ReceiverCore:
 
     def count_skipped(self, n: int = 1) -> None:
         self.stats[self._skipped_index] += n
-
-    def count_blocked(self, what: str) -> None:
-        """A lossless reader is about to wait for the consumer."""
-        # Normal when the consumer is slower than the source; say so once per
-        # stream, and let the statistic count every time.
-        if not self.stats[stream_stat_indices.WORKER_BLOCKED]:
-            logger.warning(
-                "reader blocked by full %s: the consumer is not keeping up "
-                "(counted in the worker_blocked statistic; logged once per stream)", what,
-            )
-        self.stats[stream_stat_indices.WORKER_BLOCKED] += 1
 
     def stop_from_reader(self) -> None:
         self.stop(by_user=False)
@@ -214,7 +241,7 @@ class _Stream(NetworkReaders, PcapReaders):
     @property
     def stats(self) -> StreamStats:
         """A consistent snapshot of the stream's statistics."""
-        return StreamStats(self._core.stat_configs, list(self._core.stats))
+        return self._core.snapshot()
 
     def _add_reader(self, make: type[Reader], *args: Any) -> None:
         core = self._core
