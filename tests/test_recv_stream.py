@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import logging
 import os
 import select
 import signal
@@ -180,7 +181,7 @@ def _split_packets(data):
         offset += size
 
 
-def test_backpressure_is_lossless(pool):
+def test_backpressure_is_lossless(pool, caplog):
     n = 3 * BATCH_MAX_PACKETS  # several reader batches
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     stream.add_buffer_reader(encode_heaps(pool, n))
@@ -192,6 +193,7 @@ def test_backpressure_is_lossless(pool):
     check_heaps(heaps, n)
     assert stream.stats["worker_blocked"] > 0
     assert stream.stats["heaps"] == n
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # a buffer loses nothing by waiting
 
 
 def test_ring_occupancy_bounded_by_capacity_plus_batch(pool):
@@ -243,6 +245,22 @@ def test_one_consumer_wakeup_per_batch(pool):
     heaps = [stream.get() for _ in range(n)]
     assert len(heaps) == n
     assert heaps_at_publish[0] == n
+
+
+def test_inproc_backpressure_is_counted_not_warned(pool, caplog):
+    """An in-process queue waits for the consumer (lossless): counted, no "ring full" warning."""
+    n = 200
+    queue = spead2.InprocQueue()
+    for packet in _split_packets(encode_heaps(pool, n)):
+        queue.add_packet(packet)
+    stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
+    stream.add_inproc_reader(queue)
+    deadline = time.monotonic() + 10
+    while not stream.stats["worker_blocked"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.stats["worker_blocked"] >= 1
+    check_heaps(list(stream), n)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_stop_heap_ends_stream_and_is_not_delivered(pool):

@@ -426,7 +426,7 @@ def test_add_to_stopped_stream_is_ignored_and_closes_socket(pool):
     assert not listening(port)
 
 
-def test_backpressure_is_lossless(pool):
+def test_backpressure_is_lossless(pool, caplog):
     port = free_port()
     n = 300
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
@@ -448,6 +448,7 @@ def test_backpressure_is_lossless(pool):
                 time.sleep(0.02)  # a slow consumer
     sender.join(TIMEOUT)
     check_heaps(heaps, n, samples=256)
+    assert not [r for r in caplog.records if "full" in r.getMessage()]  # back-pressure is normal over TCP
     stats = stream.stats
     assert stats["incomplete_heaps_evicted"] == 0
     assert stats["invalid_packets"] == 0

@@ -562,7 +562,7 @@ def test_add_to_stopped_stream_is_ignored_and_closes_socket(pool):
         stream.get()
 
 
-def test_full_ring_pauses_reader_and_resumes(pool):
+def test_full_ring_pauses_reader_and_resumes(pool, caplog):
     port = free_port()
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
@@ -574,6 +574,8 @@ def test_full_ring_pauses_reader_and_resumes(pool):
     assert 2 <= stream.ringbuffer.size() <= 2 + 64
     with watchdog(stream):
         check_heaps(list(stream), 100)
+    # For UDP a full ring means the kernel may drop datagrams: worth a warning.
+    assert caplog.text.count("UDP reader paused by a full ringbuffer") == 1
 
 
 async def test_stop_during_traffic_asyncio(pool):

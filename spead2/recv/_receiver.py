@@ -49,6 +49,7 @@ class ReceiverCore:
         self.explicit_start = config.explicit_start
         self.started = not config.explicit_start
         self.stopped = False
+        self._warned_blocked = False
 
     # -- StreamSink, for the transports ------------------------------------------------
 
@@ -63,8 +64,8 @@ class ReceiverCore:
         """Whether lossless readers should pause (subclasses)."""
         raise NotImplementedError
 
-    async def wait_for_space(self) -> None:
-        """Wait until readers may go on (subclasses)."""
+    async def wait_for_space(self, lossy: bool = False) -> None:
+        """Wait until readers may go on (subclasses); ``lossy``: see :meth:`count_blocked`."""
         raise NotImplementedError
 
     def count_invalid(self, n: int = 1) -> None:
@@ -73,14 +74,20 @@ class ReceiverCore:
     def count_skipped(self, n: int = 1) -> None:
         self.stats[self._skipped_index] += n
 
-    def count_blocked(self, what: str) -> None:
-        """A lossless reader is about to wait for the consumer."""
-        # Normal when the consumer is slower than the source; say so once per
-        # stream, and let the statistic count every time.
-        if not self.stats[stream_stat_indices.WORKER_BLOCKED]:
+    def count_blocked(self, what: str, warn: bool) -> None:
+        """A reader is about to wait for the consumer; ``warn`` if that loses data.
+
+        For a file, a buffer, an in-process queue or TCP, waiting is
+        back-pressure and loses nothing: it is only counted. A UDP reader
+        that waits leaves datagrams to overflow the socket buffer, so that
+        is worth a warning (once per stream; the statistic counts every time).
+        """
+        if warn and not self._warned_blocked:
+            self._warned_blocked = True
             logger.warning(
-                "reader blocked by full %s: the consumer is not keeping up "
-                "(counted in the worker_blocked statistic; logged once per stream)", what,
+                "UDP reader paused by a full %s: the consumer is not keeping up, so the "
+                "kernel may drop datagrams meanwhile (counted in the worker_blocked "
+                "statistic; logged once per stream)", what,
             )
         self.stats[stream_stat_indices.WORKER_BLOCKED] += 1
 

@@ -34,8 +34,8 @@ class StreamCore(ReceiverCore):
     def ring_full(self) -> bool:
         return self.ring.full()
 
-    async def wait_for_space(self) -> None:
-        self.count_blocked("ringbuffer")
+    async def wait_for_space(self, lossy: bool = False) -> None:
+        self.count_blocked("ringbuffer", warn=lossy)
         await self.ring.wait_space()
 
     def close_handles(self) -> None:

@@ -390,7 +390,7 @@ class UdpReader(Reader):
 
     async def _run(self) -> None:
         """Wait for room in the ring, then resume reading the socket."""
-        await self.sink.wait_for_space()
+        await self.sink.wait_for_space(lossy=True)
         self._task = None
         if not self.closed:
             self._resume()
