@@ -5,12 +5,12 @@ code runs unchanged; see ``docs/differences.md`` for where we deliberately
 differ (always to be correct where the reference is not).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import Empty, Full, Stopped
-from ._inproc import InprocQueue
 from ._items import Descriptor, Item, ItemGroup
 from ._memory import MemoryAllocator, MemoryPool, MmapAllocator
 from ._ranges import parse_range_list
-from ._thread_pool import ThreadPool
 from .protocols.constants import (
     BUG_COMPAT_DESCRIPTOR_WIDTHS,
     BUG_COMPAT_PYSPEAD_0_5_2,
@@ -39,6 +39,30 @@ from .protocols.constants import (
 from .protocols.constants import UNRESERVED_ID as _UNRESERVED_ID
 from .protocols.flavour import Flavour
 from .protocols.raw_descriptor import RawDescriptor
+
+if TYPE_CHECKING:
+    from ._inproc import InprocQueue
+    from ._thread_pool import ThreadPool
+
+#: Names whose modules need asyncio and threads, imported on first use, so
+#: that importing the sans-IO core (``spead2.protocols``) loads no loop machinery.
+_LAZY = {"InprocQueue": "._inproc", "ThreadPool": "._thread_pool"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 #: The version of the spead2 API this package implements (that of the C++-backed
 #: spead2 it is compatible with), so that code checking ``spead2.__version__``

@@ -405,7 +405,10 @@ class ItemGroup:
                 f"{type(heap).__name__} (cnt={getattr(heap, 'cnt', '?')}); with "
                 "contiguous_only=False, check isinstance(heap, spead2.recv.Heap) first"
             )
-        raw_descriptors: list[RawDescriptor] = get_descriptors()
+        # Our heaps report unusable descriptors; this layer logs them, rate-limited.
+        raw_descriptors: list[RawDescriptor] = (
+            get_descriptors(log_limited) if isinstance(heap, Heap) else get_descriptors()
+        )
         for raw in raw_descriptors:
             self._add_item(Item.from_raw(raw, flavour=heap.flavour))
         updated: dict[str, Item] = {}

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from spead2 import _log
 from spead2.protocols import assembler as assembler_module
+from spead2.protocols import live_heaps
 from spead2.protocols.assembler import MAX_RANGES, HeapAssembler, stream_stat_configs
 from spead2.protocols.flavour import Flavour
 from spead2.protocols.heaps import Heap, IncompleteHeap
@@ -70,7 +71,9 @@ class Rig:
         self.heaps = []
         self.configs = stream_stat_configs(self.config)
         self.raw_stats = [0] * len(self.configs)
-        self.asm = HeapAssembler(self.config, self.ring_config, self.heaps.append, self.raw_stats)
+        self.asm = HeapAssembler(
+            self.config, self.ring_config, self.heaps.append, self.raw_stats, _log.log_limited
+        )
 
     def feed(self, *packets):
         return [self.asm.add_packet(p) for p in packets]
@@ -120,15 +123,6 @@ def test_stat_configs_core_custom_then_invalid_packets():
 def test_stats_list_too_short_rejected():
     with pytest.raises(ValueError, match="stats"):
         HeapAssembler(StreamConfig(), RingStreamConfig(), lambda h: None, [0] * 9)
-
-
-def test_end_batch():
-    rig = Rig()
-    rig.asm.end_batch(3)
-    rig.asm.end_batch(7)
-    rig.asm.end_batch(2)
-    assert rig.stats.batches == 3
-    assert rig.stats.max_batch == 7
 
 
 # -- complete heaps ---------------------------------------------------------------
@@ -319,7 +313,7 @@ def test_far_ahead_packet_held_aside_then_placed():
 
 def test_range_count_is_capped():
     rig = Rig(allow_out_of_order=True, ring=incomplete_ring())
-    with mock.patch.object(assembler_module, "MAX_RANGES", 8):
+    with mock.patch.object(live_heaps, "MAX_RANGES", 8):
         # Every other byte: each packet opens a new range.
         rig.feed(*[packet(1, 100, 2 * i, b"x") for i in range(10)])
         # A packet that merges ranges is still welcome.

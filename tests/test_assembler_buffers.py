@@ -20,7 +20,7 @@ def test_heap_buffer_allocated_whole_when_small_against_bytes_received(out_of_or
     rig = Rig(allow_out_of_order=out_of_order)
     first, *rest = _big_heap_packets(1, size, 7, packet_payload=8500)
     rig.feed(first)
-    [live] = [h for live in rig.asm._live.values() for h in live.values()]
+    [live] = rig.asm._table.heaps()
     # 1 MiB is under PREALLOCATE_RATIO x the 8500 bytes received: one allocation.
     assert len(live.payload) == size
     rig.feed(*rest)
@@ -31,7 +31,7 @@ def test_heap_buffer_doubles_while_heap_length_is_far_beyond_bytes_received():
     huge = 1 << 40
     rig = Rig()
     rig.feed(packet(1, huge, 0, bytes(1000)), packet(1, huge, 1000, bytes(1000)))
-    [live] = [h for live in rig.asm._live.values() for h in live.values()]
+    [live] = rig.asm._table.heaps()
     assert 2000 <= len(live.payload) <= 4000
 
 
@@ -87,7 +87,7 @@ def test_spare_buffer_of_another_length_is_not_used():
     [spare] = rig.asm._spare
     first, *rest = _big_heap_packets(2, 1 << 19, 2)
     rig.feed(first)
-    [live] = [h for live in rig.asm._live.values() for h in live.values()]
+    [live] = rig.asm._table.heaps()
     assert live.payload is not spare and len(live.payload) == 1 << 19
     rig.feed(*rest)
     assert payload_of(rig.heaps.pop()) == bytes([2]) * (1 << 19)

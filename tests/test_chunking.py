@@ -146,7 +146,9 @@ def make(max_chunks=2, config=None, source=None, place=None, items=(1, TS, 2), p
     stats = [0] * len(stat_configs)
     source = source or FakeSource()
     place = place or Place(max_extra)
-    placer = ChunkPlacer(config, ChunkCfg(items, max_chunks, max_extra, pp), place, source, stats)
+    placer = ChunkPlacer(
+        config, ChunkCfg(items, max_chunks, max_extra, pp), place, source, stats, _log.log_limited
+    )
     return placer, source, place, lambda: StreamStats(stat_configs, stats)
 
 
@@ -553,14 +555,13 @@ def test_place_stats_merged_per_batch():
     place.stats = [0] * n
     place.stats[9] = 3
     place.stats[10] = 7
-    placer.end_batch(2)
+    placer.merge_place_stats()
     place.stats = [0] * n
     place.stats[9] = 2
     place.stats[10] = 5
-    placer.end_batch(1)
+    placer.merge_place_stats()
     s = stats()
     assert (s["counter"], s["peak"]) == (5, 7)
-    assert (s["batches"], s["max_batch"]) == (2, 2)
 
 
 # -- properties --------------------------------------------------------------------------

@@ -226,7 +226,7 @@ def test_decode_standard() -> None:
 
 def test_decode_no_id_logs(caplog: pytest.LogCaptureFixture, fresh_log_limits: None) -> None:
     with caplog.at_level(logging.INFO, logger="spead2"):
-        assert decode_descriptor(nested(STANDARD, id=None), 0) is None
+        assert decode_descriptor(nested(STANDARD, id=None), 0, spead2._log.log_limited) is None
     assert "incomplete descriptor (no ID)" in caplog.text
 
 
@@ -235,7 +235,7 @@ def test_decode_addressed_id_is_ignored(
 ) -> None:
     value = nested([(0x10, b"nm"), (0x14, b"\0\0\0\0\x12")], id=None)
     with caplog.at_level(logging.INFO, logger="spead2"):
-        assert decode_descriptor(value, 0) is None
+        assert decode_descriptor(value, 0, spead2._log.log_limited) is None
     assert "not an immediate" in caplog.text
 
 

@@ -143,7 +143,7 @@ REJECTIONS = [
 @pytest.mark.parametrize(("data", "message"), REJECTIONS)
 def test_rejections_are_logged_at_info(caplog, data, message):
     with caplog.at_level(logging.INFO, logger="spead2"):
-        assert decode_packet(data) is None
+        assert decode_packet(data, _log.log_limited) is None
     assert [r.getMessage() for r in caplog.records] == [message]
     assert caplog.records[0].levelno == logging.INFO
 
@@ -153,15 +153,28 @@ def test_checks_come_in_reference_order(caplog):
     # check comes first.
     data = raw_packet([imm(1, 1), imm(2, 1), imm(3, 0), imm(4, 10)], b"abc")
     with caplog.at_level(logging.INFO, logger="spead2"):
-        assert decode_packet(data) is None
+        assert decode_packet(data, _log.log_limited) is None
     assert "payload length overflows packet size" in caplog.text
 
 
 def test_rejection_logs_are_rate_limited(caplog):
     with caplog.at_level(logging.INFO, logger="spead2"):
         for _ in range(1000):
-            assert decode_packet(b"xx") is None
+            assert decode_packet(b"xx", _log.log_limited) is None
     assert len(caplog.records) <= 20
+
+
+@pytest.mark.parametrize(("data", "message"), REJECTIONS)
+def test_rejections_are_reported_with_their_reason(caplog, data, message):
+    reports = []
+    with caplog.at_level(logging.DEBUG, logger="spead2"):
+        assert decode_packet(data, lambda *report: reports.append(report)) is None
+        assert decode_packet(data) is None  # the default report drops them: the core never logs
+    [(level, key, text, *args)] = reports
+    assert level == logging.INFO
+    assert key.startswith("pkt-")
+    assert text % tuple(args) == message
+    assert caplog.records == []
 
 
 # -- fast path agrees with the full decoder ------------------------------------

@@ -18,7 +18,7 @@ import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import tcp as tcp_transport
-from spead2.transports.base import BATCH_PACKETS
+from spead2.transports.base import BATCH_PACKETS, GO, PAUSE
 
 TIMEOUT = 10.0
 
@@ -529,15 +529,13 @@ class FakeSink:
         self.invalid = 0
         self.stopped = False
         self.capacity = capacity
-        self.assembler = SimpleNamespace(add_packet=self.add_packet)
         self.loop = None
 
-    def add_packet(self, data):
-        self.packets.append(bytes(data))
-        return True
-
-    def end_batch(self, n):
-        self.batches.append(n)
+    def feed(self, packets):
+        if packets:
+            self.packets += [bytes(p) for p in packets]
+            self.batches.append(len(packets))
+        return PAUSE if self.ring_full() else GO
 
     def ring_full(self):
         return self.capacity is not None and len(self.packets) >= self.capacity

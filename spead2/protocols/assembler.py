@@ -14,31 +14,31 @@ reach it. (Growing the buffer packet by packet instead costs a reallocation,
 often a copy of everything so far, every few packets.) See
 docs/differences.md ("Receive core").
 
+The live-heap state machine (substreams, eviction, joining checks, ranges,
+stop items, address checks) is :mod:`.live_heaps`, shared with chunk
+placement; this module adds where the payload goes: a buffer per heap.
+
 The assembler is sans-IO: it never blocks, sleeps or looks at a clock; it
-hands heaps to the ``deliver`` callable it is given and updates the stream's
-statistics list in place.
+hands heaps to the ``deliver`` callable it is given, updates the stream's
+statistics list in place and tells its ``report`` callable why it rejected
+what it rejected.
 """
 
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Buffer, Callable
 from typing import Protocol
 
-from .._log import log_limited
-from .constants import CTRL_STREAM_STOP, STREAM_CTRL_ID
 from .flavour import Flavour
 from .heaps import Heap, HeapBase, IncompleteHeap
+from .live_heaps import MAX_RANGES, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
 from .packet import decode_packet
+from .report import Report, ignore
 from .stats import (
-    BATCHES,
     EXTRA_STATS,
     HEAPS,
-    INCOMPLETE_HEAPS_EVICTED,
-    INCOMPLETE_HEAPS_FLUSHED,
-    MAX_BATCH,
     PACKETS,
     SINGLE_PACKET_HEAPS,
     StreamStatConfig,
@@ -56,13 +56,6 @@ __all__ = [
 
 _INFO = logging.INFO
 _WARNING = logging.WARNING
-_IMMEDIATE = 1 << 63
-
-#: Most separate (non-touching) byte ranges an out-of-order heap may hold.
-#: Honest reordering creates a handful; the cap keeps hostile packet patterns
-#: from making range insertion quadratic. A packet that would open one more
-#: range is rejected (and the heap ends up incomplete).
-MAX_RANGES = 16384
 
 #: In out-of-order mode, a packet may extend the payload buffer to at most
 #: ``2 * (bytes received + its length) + LOOKAHEAD_SLACK``; one landing further
@@ -85,23 +78,8 @@ PREALLOCATE_RATIO = 128
 RECYCLE_MIN = 1 << 17
 
 
-class AssemblerConfig(Protocol):
-    """What the assembler reads from a ``recv.StreamConfig``."""
-
-    @property
-    def max_heaps(self) -> int: ...
-    @property
-    def substreams(self) -> int: ...
-    @property
-    def bug_compat(self) -> int: ...
-    @property
-    def stop_on_stop_item(self) -> bool: ...
-    @property
-    def allow_unsized_heaps(self) -> bool: ...
-    @property
-    def allow_out_of_order(self) -> bool: ...
-    @property
-    def stats(self) -> list[StreamStatConfig]: ...
+#: What the assembler reads from a ``recv.StreamConfig``.
+AssemblerConfig = LiveHeapConfig
 
 
 class AssemblerRingConfig(Protocol):
@@ -122,58 +100,30 @@ def stream_stat_configs(config: AssemblerConfig) -> list[StreamStatConfig]:
     return config.stats + [StreamStatConfig(name, mode) for name, mode in EXTRA_STATS]
 
 
-class _LiveHeap:
-    """A heap still being assembled.
+class _LiveHeap(LiveHeap):
+    """A heap being assembled into a payload buffer of its own.
 
     ``payload`` holds the bytes from offset 0 up to the furthest packet placed
-    in it (gaps zero-filled). In out-of-order mode ``starts``/``ends`` are the
-    sorted, disjoint, non-touching byte ranges received, and ``pending`` the
-    packets held aside because they landed too far ahead of the data; in
-    in-order mode the data are always exactly ``[0, received)``.
+    in it (gaps zero-filled); ``pending`` the packets held aside because they
+    landed too far ahead of the data (out-of-order mode only).
     """
 
-    __slots__ = (
-        "cnt", "hab", "length", "received", "payload", "pointers", "seen", "starts", "ends",
-        "pending", "done", "spare",
-    )
+    __slots__ = ("payload", "pending", "spare", "hold")
 
-    def __init__(self, cnt: int, hab: int, length: int, spare: deque[bytearray]) -> None:
-        self.cnt = cnt
-        self.hab = hab
-        self.length = length  # -1 while unsized
-        self.received = 0
+    def __init__(self, cnt: int, hab: int, length: int, in_order: bool, spare: deque[bytearray]) -> None:
+        super().__init__(cnt, hab, length, in_order)
         self.payload = bytearray()
-        self.pointers: list[int] = []
-        #: The distinct words of ``pointers``, built when a second packet brings pointers.
-        self.seen: set[int] | None = None
-        self.starts: list[int] = []
-        self.ends: list[int] = []
         self.pending: list[tuple[int, bytes]] | None = None
-        #: All bytes arrived but an item address lies beyond the heap: it can
-        #: never be delivered complete, only evicted or flushed as incomplete.
-        self.done = False
         #: The stream's recycled payload buffers.
         self.spare = spare
+        #: Whether the packet being added is held aside (set by :meth:`far`).
+        self.hold = False
 
-    def add_pointers(self, pointers: tuple[int, ...]) -> None:
-        """Append the words of ``pointers`` not already held.
-
-        A delivered heap keeps only the first occurrence of each word anyway;
-        dropping repeats here keeps a heap's memory proportional to what is
-        new, so a flood of copies of one payload-less packet (or a sender
-        repeating its pointers in every packet) cannot grow it without bound.
-        """
-        held = self.pointers
-        if not held:
-            held += pointers
-            return
-        seen = self.seen
-        if seen is None:
-            seen = self.seen = set(held)
-        for word in pointers:
-            if word not in seen:
-                seen.add(word)
-                held.append(word)
+    def far(self, offset: int, plen: int) -> bool:
+        """Whether a packet lands too far ahead to stretch the buffer (see :data:`LOOKAHEAD_SLACK`)."""
+        end = offset + plen
+        self.hold = hold = offset > len(self.payload) and end > 2 * (self.received + plen) + LOOKAHEAD_SLACK
+        return hold
 
     def reserve(self, end: int, received: int) -> bytearray:
         """Make the payload buffer at least ``end`` bytes long, ``received`` bytes having arrived.
@@ -203,82 +153,22 @@ class _LiveHeap:
             payload += bytes(capacity - size)
         return payload
 
-    def extent(self, in_order: bool) -> int:
-        """One past the furthest byte received."""
-        if in_order:
-            return self.received
-        return self.ends[-1] if self.ends else 0
-
-    def contiguous(self, in_order: bool) -> bool:
-        """Whether the bytes received are exactly ``[0, received)``."""
-        if in_order or not self.starts:
-            return True
-        return len(self.starts) == 1 and self.starts[0] == 0
-
-    def ranges(self, in_order: bool) -> list[tuple[int, int]]:
-        """Merged ``(start, end)`` byte ranges received."""
-        if in_order:
-            return [(0, self.received)] if self.received else []
-        return list(zip(self.starts, self.ends, strict=True))
-
-    def add_out_of_order(self, offset: int, data: memoryview) -> int:
-        """Place a packet's payload anywhere in the heap.
-
-        Returns the number of bytes that were new, or -1 if the packet is
-        rejected: it carries nothing new (a duplicate); it would open more
-        than :data:`MAX_RANGES` separate ranges; or it lands far ahead of the
-        data (see :data:`LOOKAHEAD_SLACK`) *and* overlaps bytes already
-        received, so that holding it aside would cost more than its new bytes.
-        """
-        plen = len(data)
-        if plen == 0:
-            return 0
+    def write(self, offset: int, plen: int, data: memoryview) -> None:
+        """Put an accepted payload at ``offset`` (``received`` already counts its new bytes)."""
         end = offset + plen
-        starts = self.starts
-        ends = self.ends
         payload = self.payload
-        size = len(payload)
-        far = offset > size and end > 2 * (self.received + plen) + LOOKAHEAD_SLACK
-        if ends and ends[-1] == offset:
-            ends[-1] = end  # the usual case: continues the furthest range
-            new = plen
-        elif not ends or ends[-1] < offset:
-            if len(ends) >= MAX_RANGES:
-                return -1
-            starts.append(offset)
-            ends.append(end)
-            new = plen
-        else:
-            # Ranges [i, j) overlap or touch [offset, end).
-            i = bisect_left(ends, offset)
-            j = bisect_right(starts, end)
-            if i == j:
-                if len(ends) >= MAX_RANGES:
-                    return -1
-                starts.insert(i, offset)
-                ends.insert(i, end)
-                new = plen
-            else:
-                covered = 0
-                for k in range(i, j):
-                    covered += min(ends[k], end) - max(starts[k], offset)  # >= 0: they touch
-                new = plen - covered
-                if new == 0 or (far and covered):
-                    return -1
-                starts[i:j] = [min(starts[i], offset)]
-                ends[i:j] = [max(ends[j - 1], end)]
-        self.received += new
-        if end <= size:
+        if end <= len(payload):
             payload[offset:end] = data
-        elif not far:
+        elif self.ranges is None:
+            self.reserve(end, end)[offset:end] = data
+        elif not self.hold:
             # Appends, straddles the end, or lands a little beyond it (gap zero-filled).
-            payload = self.reserve(end, self.received)
-            payload[offset:end] = data
+            self.reserve(end, self.received)[offset:end] = data
         else:
+            self.hold = False
             if self.pending is None:
                 self.pending = []
             self.pending.append((offset, bytes(data)))
-        return new
 
     def materialise(self, length: int) -> bytearray:
         """The payload as exactly ``length`` bytes, with any held-aside packets put in place."""
@@ -295,22 +185,14 @@ class _LiveHeap:
         return payload
 
 
-def _addresses_fit(pointers: list[int] | tuple[int, ...], hab: int, length: int) -> bool:
-    """Whether every addressed pointer's address lies within a ``length``-byte payload."""
-    mask = (1 << hab) - 1
-    for word in pointers:
-        if word < _IMMEDIATE and word & mask > length:
-            return False
-    return True
-
-
-class HeapAssembler:
+class HeapAssembler(LiveHeapMachine[_LiveHeap]):
     """Turns the packets of one stream into heaps (see the module docstring).
 
     ``config`` is the stream's (already copied) ``recv.StreamConfig``,
     ``ring_config`` its ``recv.RingStreamConfig``; ``deliver`` receives every
     heap for the consumer; ``stats`` is the statistics list laid out as
-    :func:`stream_stat_configs` describes, updated in place.
+    :func:`stream_stat_configs` describes, updated in place; ``report``
+    receives every rejection with its reason (see :mod:`.report`).
     """
 
     def __init__(
@@ -319,37 +201,24 @@ class HeapAssembler:
         ring_config: AssemblerRingConfig,
         deliver: Callable[[HeapBase], None],
         stats: list[int],
+        report: Report = ignore,
     ) -> None:
-        self._max_heaps = config.max_heaps
-        self._substreams = config.substreams
-        self._bug_compat = config.bug_compat
-        self._allow_unsized = config.allow_unsized_heaps
-        self._in_order = not config.allow_out_of_order
-        self._contiguous_only = ring_config.contiguous_only
-        self._keep_ranges = ring_config.incomplete_keep_payload_ranges
-        self._deliver = deliver
-        self._stats = stats
-        self._invalid_index = len(config.stats)
-        if len(stats) <= self._invalid_index:
+        invalid_index = len(config.stats)
+        if len(stats) <= invalid_index:
             raise ValueError(
                 f"stats has {len(stats)} entries; the stream needs {len(stream_stat_configs(config))}"
             )
-        #: Live heaps, per substream, in creation order (dicts keep insertion order).
-        self._live: dict[int, dict[int, _LiveHeap]] = {}
+        super().__init__(config, stats, report)
+        self._bug_compat = config.bug_compat
+        self._allow_unsized = config.allow_unsized_heaps
+        self._contiguous_only = ring_config.contiguous_only
+        self._keep_ranges = ring_config.incomplete_keep_payload_ranges
+        self._deliver = deliver
+        self._invalid_index = invalid_index
         #: Per heap-address width in bytes: the flavour its heaps are delivered with.
         self._flavours = [
             Flavour(4, 64, 8 * w, self._bug_compat) if 0 < w < 8 else None for w in range(9)
         ]
-        #: Per address width: the exact word of an immediate stop item (None
-        #: when stop items have no effect), found with a C-level ``in``.
-        self._stop_words = (
-            [
-                _IMMEDIATE | (STREAM_CTRL_ID << (8 * w)) | CTRL_STREAM_STOP if 0 < w < 8 else -1
-                for w in range(9)
-            ]
-            if config.stop_on_stop_item
-            else None
-        )
         self._stopped = False
         #: Payload buffers of dead heaps, for reuse (see RECYCLE_MIN).
         self._spare: deque[bytearray] = deque()
@@ -358,11 +227,6 @@ class HeapAssembler:
     def stopped(self) -> bool:
         """Whether a stop item or :meth:`flush` has ended the stream."""
         return self._stopped
-
-    @property
-    def live_heaps(self) -> int:
-        """Number of partial heaps currently held (all substreams)."""
-        return sum(len(live) for live in self._live.values())
 
     # -- packets -----------------------------------------------------------------
 
@@ -373,12 +237,12 @@ class HeapAssembler:
         byte stream) as ``bytes``, ``bytearray`` or a byte-format
         ``memoryview`` (sliced, not copied: a heap's payload is the only
         copy made of the packet's bytes). Malformed packets are dropped, counted in
-        ``invalid_packets`` and logged; nothing here raises for bad input.
+        ``invalid_packets`` and reported; nothing here raises for bad input.
         """
         if self._stopped:
             return False
         view = data if type(data) is memoryview else memoryview(data)
-        decoded = decode_packet(view)
+        decoded = decode_packet(view, self._report)
         stats = self._stats
         if decoded is None:
             stats[self._invalid_index] += 1
@@ -386,109 +250,65 @@ class HeapAssembler:
         cnt, length, offset, plen, hab, start, pointers = decoded
         stats[PACKETS] += 1
         if length < 0 and not self._allow_unsized:
-            log_limited(_INFO, "asm-no-heaplen", "packet rejected because it has no HEAP_LEN")
+            self._report(_INFO, "heap-no-heaplen", "packet rejected because it has no HEAP_LEN")
             return True
-        key = cnt % self._substreams
-        live = self._live.get(key)
-        heap = None if live is None else live.get(cnt)
-        in_order = self._in_order
+        heap = self._table.get(cnt)
+        if heap is not None:
+            return self._join(heap, length, offset, plen, hab, start, pointers, view)
         stop_words = self._stop_words
-
-        if heap is None:
-            if offset == 0 and plen == length:
-                # The whole heap in one packet: no live heap needed.
-                stats[SINGLE_PACKET_HEAPS] += 1
-                if pointers:
-                    if stop_words is not None and stop_words[hab >> 3] in pointers:
-                        self._stop()
-                        return False
-                    if not _addresses_fit(pointers, hab, length):
-                        self._keep_unusable(cnt, hab, pointers, length)
-                        return True
-                stats[HEAPS] += 1
-                self._deliver(Heap(cnt, self._flavours[hab >> 3], pointers, bytearray(view[start:])))  # type: ignore[arg-type]
-                return True
-            if offset != 0 and in_order:
-                # A heap can only begin at offset 0 in order; silently dropped, as in the reference.
-                return True
-            if stop_words is not None and pointers and stop_words[hab >> 3] in pointers:
-                self._stop()
-                return False
-            if live is None:
-                live = self._live[key] = {}
-            elif len(live) >= self._max_heaps:
-                self._evict(live)
-            heap = live[cnt] = _LiveHeap(cnt, hab, length, self._spare)
-            if in_order:
-                if plen:
-                    heap.reserve(plen, plen)[:plen] = view[start:]
-                    heap.received = plen
-            else:
-                heap.add_out_of_order(offset, view[start:])
-            if pointers:
-                heap.pointers += pointers
-        else:
-            if hab != heap.hab:
-                log_limited(
-                    _INFO, "asm-flavour",
-                    "packet rejected because its flavour is inconsistent with the heap",
-                )
-                return True
-            if length != heap.length and not self._reconcile_length(heap, length, offset + plen):
-                return True
-            if in_order:
-                if offset != heap.received:
-                    log_limited(
-                        _WARNING, "asm-order",
-                        "packet rejected because it is out-of-order in the heap (you might "
-                        "need to set allow_out_of_order to true in the stream config)",
-                    )
-                    return True
-                if plen:
-                    end = offset + plen
-                    payload = heap.payload
-                    if end > len(payload):
-                        payload = heap.reserve(end, end)
-                    payload[offset:end] = view[start:]
-                    heap.received = end
-            elif heap.add_out_of_order(offset, view[start:]) < 0:
-                return True
+        if offset == 0 and plen == length:
+            # The whole heap in one packet: no live heap needed.
+            stats[SINGLE_PACKET_HEAPS] += 1
             if pointers:
                 if stop_words is not None and stop_words[hab >> 3] in pointers:
-                    del live[cnt]  # type: ignore[union-attr]  # the stop heap is discarded
                     self._stop()
                     return False
-                heap.add_pointers(pointers)
-
-        if heap.received == heap.length and not heap.done:
-            self._complete(live, heap)
-        return True
-
-    def _reconcile_length(self, heap: _LiveHeap, length: int, end: int) -> bool:
-        """Check a packet's HEAP_LENGTH (or its absence) against its heap's; False rejects it."""
-        if length < 0:
-            # A packet without HEAP_LENGTH joining a sized heap must still fit in it.
-            if end > heap.length:
-                log_limited(
-                    _INFO, "asm-heaplen-overflow",
-                    "packet rejected because payload would overflow given heap length",
-                )
-                return False
+                if not addresses_fit(pointers, hab, length):
+                    self._keep_unusable(cnt, hab, pointers, length)
+                    return True
+            stats[HEAPS] += 1
+            self._deliver(Heap(cnt, self._flavours[hab >> 3], pointers, bytearray(view[start:])))  # type: ignore[arg-type]
             return True
-        if heap.length >= 0:
-            log_limited(
-                _INFO, "asm-heaplen-inconsistent",
-                "packet rejected because its HEAP_LEN is inconsistent with the heap",
-            )
+        in_order = self._in_order
+        if offset != 0 and in_order:
+            # A heap can only begin at offset 0 in order; silently dropped, as in the reference.
+            return True
+        if stop_words is not None and pointers and stop_words[hab >> 3] in pointers:
+            self._stop()
             return False
-        if length < heap.extent(self._in_order):
-            log_limited(
-                _INFO, "asm-heaplen-small",
-                "packet rejected because its HEAP_LEN is too small for the heap",
-            )
-            return False
-        heap.length = length  # an unsized heap learns its size
+        heap = _LiveHeap(cnt, hab, length, in_order, self._spare)
+        self._insert(heap)
+        if plen:
+            if in_order:
+                heap.reserve(plen, plen)[:plen] = view[start:]
+                heap.received = plen
+            else:
+                heap.far(offset, plen)
+                heap.received = heap.ranges.add(offset, plen)  # type: ignore[union-attr]
+                heap.write(offset, plen, view[start:])
+        if pointers:
+            heap.pointers += pointers
+        if heap.received == heap.length:
+            if addresses_fit(heap.pointers, hab, length):
+                self._table.remove(heap)
+                self._complete(heap)
+            else:
+                heap.bad = True
         return True
+
+    def _write(self, heap: _LiveHeap, offset: int, plen: int, view: memoryview, start: int) -> None:
+        if plen:
+            end = offset + plen
+            payload = heap.payload
+            if end <= len(payload):
+                payload[offset:end] = view[start:]  # the usual case, inline
+            else:
+                heap.write(offset, plen, view[start:])
+
+    def _insert(self, heap: _LiveHeap) -> None:
+        evicted = self._table.insert(heap)
+        if evicted is not None:
+            self._finish_incomplete(evicted)
 
     def _keep_unusable(self, cnt: int, hab: int, pointers: tuple[int, ...], length: int) -> None:
         """A one-packet heap with an item address beyond its end.
@@ -496,34 +316,18 @@ class HeapAssembler:
         It can never be delivered complete: as in the reference, it stays live
         until evicted or flushed, and is then handled as an incomplete heap.
         """
-        key = cnt % self._substreams
-        live = self._live.get(key)
-        if live is None:
-            live = self._live[key] = {}
-        elif len(live) >= self._max_heaps:
-            self._evict(live)
-        heap = live[cnt] = _LiveHeap(cnt, hab, length, self._spare)
+        heap = _LiveHeap(cnt, hab, length, self._in_order, self._spare)
+        self._insert(heap)
         heap.received = length
         heap.pointers += pointers
-        if not self._in_order and length:
-            heap.starts.append(0)
-            heap.ends.append(length)
-        heap.done = True
+        if heap.ranges is not None and length:
+            heap.ranges.add(0, length)
+        heap.bad = True
 
     # -- heaps leaving -------------------------------------------------------------
 
-    def _remove(self, live: dict[int, _LiveHeap], heap: _LiveHeap) -> None:
-        del live[heap.cnt]
-        if not live:
-            # Forget empty substreams: with many substreams, cnts seen once must not pile up.
-            del self._live[heap.cnt % self._substreams]
-
-    def _complete(self, live: dict[int, _LiveHeap] | None, heap: _LiveHeap) -> None:
-        """A sized heap has all its bytes: deliver it, unless an address is out of range."""
-        if not _addresses_fit(heap.pointers, heap.hab, heap.length):
-            heap.done = True
-            return
-        self._remove(live, heap)  # type: ignore[arg-type]
+    def _complete(self, heap: _LiveHeap) -> None:
+        """A sized heap has all its bytes and its addresses fit: deliver it."""
         self._stats[HEAPS] += 1
         payload = heap.payload
         if heap.pending or len(payload) != heap.length:
@@ -533,48 +337,28 @@ class HeapAssembler:
 
     def _finish_incomplete(self, heap: _LiveHeap) -> None:
         """Deliver or drop a heap that is leaving before completing (evicted or flushed)."""
-        in_order = self._in_order
         flavour = self._flavours[heap.hab >> 3]
         assert flavour is not None
-        if (
-            heap.length < 0
-            and heap.contiguous(in_order)
-            and _addresses_fit(heap.pointers, heap.hab, heap.received)
-        ):
+        if heap.length < 0 and heap.contiguous() and addresses_fit(heap.pointers, heap.hab, heap.received):
             # An unsized heap is finished by its end: whatever arrived from 0 is the heap.
             self._deliver(Heap(heap.cnt, flavour, heap.pointers, heap.materialise(heap.received)))
         elif not self._contiguous_only:
-            ranges = heap.ranges(in_order) if self._keep_ranges else []
+            ranges = heap.range_pairs() if self._keep_ranges else []
             self._deliver(
                 IncompleteHeap(heap.cnt, flavour, heap.pointers, heap.length, heap.received, ranges)
             )
         else:
-            log_limited(
-                _WARNING, "asm-incomplete",
+            self._report(
+                _WARNING, "heap-incomplete",
                 "dropped incomplete heap %d (%d/%d bytes of payload)",
                 heap.cnt, heap.received, heap.length,
             )
-
-    def _evict(self, live: dict[int, _LiveHeap]) -> None:
-        """Make room in a full substream by pushing out its oldest-created heap."""
-        heap = live.pop(next(iter(live)))
-        stats = self._stats
-        stats[INCOMPLETE_HEAPS_EVICTED] += 1
-        stats[HEAPS] += 1
-        self._finish_incomplete(heap)
 
     def _stop(self) -> None:
         """A stop item arrived: its heap is already gone; flush the rest and stop."""
         self.flush(deliver_incomplete=True)
 
     # -- stream events -------------------------------------------------------------
-
-    def end_batch(self, n_packets: int) -> None:
-        """A reader finished a batch of ``n_packets`` packets."""
-        stats = self._stats
-        stats[BATCHES] += 1
-        if n_packets > stats[MAX_BATCH]:
-            stats[MAX_BATCH] = n_packets
 
     def flush(self, deliver_incomplete: bool) -> None:
         """The stream is ending: account for every partial heap; further packets are ignored.
@@ -585,12 +369,6 @@ class HeapAssembler:
         stopped the stream) it is silently discarded.
         """
         self._stopped = True
-        stats = self._stats
-        live_heaps = self._live
-        self._live = {}
-        for live in live_heaps.values():
-            for heap in live.values():
-                stats[INCOMPLETE_HEAPS_FLUSHED] += 1
-                stats[HEAPS] += 1
-                if deliver_incomplete:
-                    self._finish_incomplete(heap)
+        for heap in self._table.flush():
+            if deliver_incomplete:
+                self._finish_incomplete(heap)

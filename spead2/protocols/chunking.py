@@ -5,7 +5,8 @@ grouped into live heaps exactly as :mod:`.assembler` does (substreams,
 ``max_heaps`` eviction, in-order or out-of-order, stop items), but a heap's
 payload is never assembled on its own: on the heap's first packet the *place
 function* says which chunk it belongs to and where, and every packet's
-payload is copied once, directly into that chunk's ``data``.
+payload is copied once, directly into that chunk's ``data``. The live-heap
+state machine itself is :mod:`.live_heaps`, shared with :mod:`.assembler`.
 
 The placer keeps a window of at most ``max_chunks`` consecutive chunk IDs. A
 heap for an ID beyond the window's head advances it: chunks falling off the
@@ -28,33 +29,15 @@ checked (API.md §8.9): a heap that would land outside the chunk's ``data``,
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Buffer
 from typing import Any, Final, Protocol
 
-from .._log import log_limited
-from .assembler import MAX_RANGES, AssemblerConfig
-from .constants import (
-    CTRL_STREAM_STOP,
-    HEAP_CNT_ID,
-    HEAP_LENGTH_ID,
-    PAYLOAD_LENGTH_ID,
-    PAYLOAD_OFFSET_ID,
-    STREAM_CTRL_ID,
-)
+from .constants import HEAP_CNT_ID, HEAP_LENGTH_ID, PAYLOAD_LENGTH_ID, PAYLOAD_OFFSET_ID
+from .live_heaps import IMMEDIATE, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
 from .packet import decode_packet
-from .stats import (
-    BATCHES,
-    EXTRA_STATS,
-    HEAPS,
-    INCOMPLETE_HEAPS_EVICTED,
-    INCOMPLETE_HEAPS_FLUSHED,
-    MAX_BATCH,
-    PACKETS,
-    SINGLE_PACKET_HEAPS,
-    StreamStatConfig,
-)
+from .report import Report, ignore
+from .stats import EXTRA_STATS, HEAPS, PACKETS, SINGLE_PACKET_HEAPS, StreamStatConfig
 
 __all__ = [
     "ChunkPlacer",
@@ -72,7 +55,6 @@ __all__ = [
 
 _INFO = logging.INFO
 _WARNING = logging.WARNING
-_IMMEDIATE = 1 << 63
 _UINT64_LIMIT = 1 << 64
 
 #: The statistics a chunk stream appends after the custom ones, in the reference's order.
@@ -103,7 +85,7 @@ TOO_OLD: Final = _Sentinel("TOO_OLD")
 SOURCE_STOPPED: Final = _Sentinel("SOURCE_STOPPED")
 
 
-def chunk_stream_stat_configs(config: AssemblerConfig) -> list[StreamStatConfig]:
+def chunk_stream_stat_configs(config: LiveHeapConfig) -> list[StreamStatConfig]:
     """Every statistic of a chunk stream built from ``config``, in index order.
 
     Core statistics, the config's custom ones, ``too_old_heaps`` and
@@ -179,22 +161,22 @@ class _Slot:
 
     __slots__ = ("chunk_id", "chunk", "data", "present", "extra", "live", "data_size", "present_size")
 
-    def __init__(self, chunk_id: int, chunk: Any) -> None:
+    def __init__(self, chunk_id: int, chunk: Any, report: Report) -> None:
         self.chunk_id = chunk_id
         self.chunk = chunk
         self.live = True
-        self.data = _byte_view(chunk, "data")
-        self.present = _byte_view(chunk, "present")
+        self.data = _byte_view(chunk, "data", report)
+        self.present = _byte_view(chunk, "present", report)
         self.data_size = len(self.data)
         self.present_size = len(self.present)
         extra = getattr(chunk, "extra", None)
-        self.extra = _byte_view(chunk, "extra") if extra is not None else None
+        self.extra = _byte_view(chunk, "extra", report) if extra is not None else None
 
 
 _EMPTY = memoryview(bytearray())
 
 
-def _byte_view(chunk: Any, name: str) -> memoryview:
+def _byte_view(chunk: Any, name: str, report: Report) -> memoryview:
     """A writable, flat byte view of one of ``chunk``'s buffers (empty if unusable).
 
     The rings refuse chunks without ``data``/``present``, but the user may
@@ -209,7 +191,7 @@ def _byte_view(chunk: Any, name: str) -> memoryview:
             raise BufferError("read-only")
         return view
     except (TypeError, ValueError, BufferError) as exc:
-        log_limited(
+        report(
             _WARNING, f"chunk-{name}",
             "chunk %s buffer is not a writable contiguous buffer (%s): heaps placed in it "
             "are dropped", name, exc,
@@ -217,113 +199,54 @@ def _byte_view(chunk: Any, name: str) -> memoryview:
         return _EMPTY
 
 
-class _ChunkHeap:
-    """A heap still receiving packets.
+class _ChunkHeap(LiveHeap):
+    """A heap still receiving packets, written into a chunk.
 
     ``slot`` is the chunk it is written into (``None`` for a heap that was
-    rejected or too old at placement: its packets are only accounted).
-    In out-of-order mode ``starts``/``ends`` are the sorted, disjoint,
-    non-touching byte ranges received.
+    rejected or too old at placement: its packets are only accounted);
+    ``base`` its byte offset in the chunk's ``data``, ``index`` its first
+    entry of ``present``.
     """
 
-    __slots__ = (
-        "cnt", "hab", "length", "received", "slot", "base", "index", "starts", "ends", "bad", "pointers",
-    )
+    __slots__ = ("slot", "base", "index")
 
     def __init__(
-        self, cnt: int, hab: int, length: int, slot: _Slot | None, base: int, index: int,
-        pointers: tuple[int, ...],
+        self, cnt: int, hab: int, length: int, in_order: bool, slot: _Slot | None, base: int, index: int,
     ) -> None:
-        self.cnt = cnt
-        #: The first packet's item pointers (other than the per-packet fields).
-        self.pointers = pointers
-        self.hab = hab
-        self.length = length
-        self.received = 0
+        super().__init__(cnt, hab, length, in_order)
         self.slot = slot
         self.base = base
         self.index = index
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        #: An item address lies beyond the heap: it can never complete.
-        self.bad = False
-
-    def add_range(self, offset: int, plen: int) -> int:
-        """Record ``[offset, offset + plen)`` as received (out-of-order mode).
-
-        Returns the number of new bytes, or -1 if the packet is rejected: a
-        duplicate, or it would open more than :data:`MAX_RANGES` ranges.
-        """
-        end = offset + plen
-        starts = self.starts
-        ends = self.ends
-        if ends and ends[-1] == offset:
-            ends[-1] = end
-            return plen
-        if not ends or ends[-1] < offset:
-            if len(ends) >= MAX_RANGES:
-                return -1
-            starts.append(offset)
-            ends.append(end)
-            return plen
-        i = bisect_left(ends, offset)
-        j = bisect_right(starts, end)
-        if i == j:
-            if len(ends) >= MAX_RANGES:
-                return -1
-            starts.insert(i, offset)
-            ends.insert(i, end)
-            return plen
-        covered = 0
-        for k in range(i, j):
-            covered += min(ends[k], end) - max(starts[k], offset)
-        new = plen - covered
-        if new == 0:
-            return -1
-        starts[i:j] = [min(starts[i], offset)]
-        ends[i:j] = [max(ends[j - 1], end)]
-        return new
 
 
-def _addresses_fit(pointers: tuple[int, ...], hab: int, length: int) -> bool:
-    mask = (1 << hab) - 1
-    for word in pointers:
-        if word < _IMMEDIATE and word & mask > length:
-            return False
-    return True
-
-
-class ChunkPlacer:
+class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
     """Places the packets of one stream into chunks (see the module docstring).
 
     ``config`` is the stream's ``recv.StreamConfig`` (copied), ``chunk_config``
     its ``recv.ChunkStreamConfig``; ``place`` is the adapted place callback;
     ``source`` supplies and takes back chunks; ``stats`` is the statistics
     list laid out as :func:`chunk_stream_stat_configs` describes, updated in
-    place.
+    place; ``report`` receives every rejection with its reason (see :mod:`.report`).
     """
 
     def __init__(
         self,
-        config: AssemblerConfig,
+        config: LiveHeapConfig,
         chunk_config: ChunkConfigLike,
         place: PlaceFunction,
         source: ChunkSource,
         stats: list[int],
+        report: Report = ignore,
     ) -> None:
-        self._max_heaps = config.max_heaps
-        self._substreams = config.substreams
-        self._in_order = not config.allow_out_of_order
-        self._stat_modes = [stat.mode for stat in chunk_stream_stat_configs(config)]
-        if len(stats) < len(self._stat_modes):
-            raise ValueError(
-                f"stats has {len(stats)} entries; the stream needs {len(self._stat_modes)}"
-            )
+        stat_modes = [stat.mode for stat in chunk_stream_stat_configs(config)]
+        if len(stats) < len(stat_modes):
+            raise ValueError(f"stats has {len(stats)} entries; the stream needs {len(stat_modes)}")
+        super().__init__(config, stats, report)
+        self._stat_modes = stat_modes
         n_custom = len(config.stats)
         self._too_old_index = n_custom
         self._rejected_index = n_custom + 1
         self._invalid_index = n_custom + 2
-        self._stats = stats
         self._place = place
         self._source = source
         self._max_chunks = chunk_config.max_chunks
@@ -341,16 +264,6 @@ class ChunkPlacer:
                 self._special.append((pos, special_ids[item_id]))
             else:
                 self._wanted.setdefault(item_id, []).append(pos)
-        self._stop_words = (
-            [
-                _IMMEDIATE | (STREAM_CTRL_ID << (8 * w)) | CTRL_STREAM_STOP if 0 < w < 8 else -1
-                for w in range(9)
-            ]
-            if config.stop_on_stop_item
-            else None
-        )
-        #: Live heaps per substream, in creation order.
-        self._live: dict[int, dict[int, _ChunkHeap]] = {}
         #: The window: chunk ID -> slot, in ascending ID order.
         self._slots: dict[int, _Slot] = {}
         self._head = -1
@@ -382,11 +295,6 @@ class ChunkPlacer:
         """IDs of the chunks currently held, ascending."""
         return list(self._slots)
 
-    @property
-    def live_heaps(self) -> int:
-        """Number of partial heaps currently held (all substreams)."""
-        return sum(len(live) for live in self._live.values())
-
     # -- packets -----------------------------------------------------------------------
 
     def add_packet(self, data: Buffer) -> bool:
@@ -394,7 +302,7 @@ class ChunkPlacer:
 
         ``data`` is exactly one packet. While :attr:`blocked`, packets are
         copied and queued in arrival order. Malformed packets are dropped,
-        counted in ``invalid_packets`` and logged; nothing here raises for bad input.
+        counted in ``invalid_packets`` and reported; nothing here raises for bad input.
         """
         if self._stopped:
             return False
@@ -426,7 +334,7 @@ class ChunkPlacer:
         return True
 
     def _process(self, view: memoryview) -> bool:
-        decoded = decode_packet(view)
+        decoded = decode_packet(view, self._report)
         stats = self._stats
         if decoded is None:
             stats[self._invalid_index] += 1
@@ -436,49 +344,14 @@ class ChunkPlacer:
         if length < 0:
             # Chunk streams need every heap's size up front (the reference
             # forces allow_unsized_heaps off for them).
-            log_limited(_INFO, "chunk-no-heaplen", "packet rejected because it has no HEAP_LEN")
+            self._report(_INFO, "heap-no-heaplen", "packet rejected because it has no HEAP_LEN")
             return True
-        live = self._live.get(cnt % self._substreams)
-        heap = None if live is None else live.get(cnt)
+        heap = self._table.get(cnt)
         if heap is None:
             return self._new_heap(view, decoded, None)
-        if hab != heap.hab:
-            log_limited(
-                _INFO, "chunk-flavour", "packet rejected because its flavour is inconsistent with the heap"
-            )
-            return True
-        if length != heap.length:
-            log_limited(
-                _INFO, "chunk-heaplen-inconsistent",
-                "packet rejected because its HEAP_LEN is inconsistent with the heap",
-            )
-            return True
-        if self._in_order:
-            if offset != heap.received:
-                log_limited(
-                    _WARNING, "chunk-order",
-                    "packet rejected because it is out-of-order in the heap (you might "
-                    "need to set allow_out_of_order to true in the stream config)",
-                )
-                return True
-            heap.received += plen
-        elif plen:
-            new = heap.add_range(offset, plen)
-            if new < 0:
-                return True
-            heap.received += new
-        if pointers and pointers != heap.pointers:
-            # (With repeat_pointers every packet repeats the first one's
-            # pointers, which were checked when the heap began.)
-            stop_words = self._stop_words
-            if stop_words is not None and stop_words[hab >> 3] in pointers:
-                del live[cnt]  # type: ignore[union-attr]  # the stop heap is discarded
-                if not live:
-                    del self._live[cnt % self._substreams]
-                self._stop_item()
-                return False
-            if not heap.bad and not _addresses_fit(pointers, hab, length):
-                heap.bad = True
+        return self._join(heap, length, offset, plen, hab, start, pointers, view)
+
+    def _write(self, heap: _ChunkHeap, offset: int, plen: int, view: memoryview, start: int) -> None:
         slot = heap.slot
         if slot is not None and slot.live:
             if plen:
@@ -486,9 +359,6 @@ class ChunkPlacer:
                 slot.data[base : base + plen] = view[start:]
             if self._pp:
                 slot.present[heap.index + offset // self._pp] = 1
-        if heap.received == length and not heap.bad:
-            self._complete(live, heap)  # type: ignore[arg-type]
-        return True
 
     def _new_heap(
         self, view: memoryview, decoded: tuple[Any, ...], placement: Placement | None
@@ -496,15 +366,16 @@ class ChunkPlacer:
         """The first packet of a heap: place it, then write it (``placement`` set when resuming)."""
         cnt, length, offset, plen, hab, start, pointers = decoded
         stats = self._stats
+        in_order = self._in_order
         if placement is None:
-            if offset != 0 and self._in_order:
+            if offset != 0 and in_order:
                 # A heap can only begin at offset 0 in order; silently dropped, as in the reference.
                 return True
             stop_words = self._stop_words
             if pointers and stop_words is not None and stop_words[hab >> 3] in pointers:
                 if offset == 0 and plen == length:
                     stats[SINGLE_PACKET_HEAPS] += 1
-                self._stop_item()
+                self._stop()
                 return False
             placement = self._call_place(view, cnt, length, offset, plen, hab, pointers)
         chunk_id, heap_index, heap_offset, extra_offset, extra_size = placement
@@ -521,7 +392,7 @@ class ChunkPlacer:
                 self._held = (bytes(view), placement)
                 return True
             if found is SOURCE_STOPPED:
-                log_limited(
+                self._report(
                     _WARNING, "chunk-free-stopped",
                     "free chunk ringbuffer stopped: no chunk for heap %d; stopping the stream", cnt,
                 )
@@ -530,7 +401,7 @@ class ChunkPlacer:
             if found is TOO_OLD:
                 stats[self._too_old_index] += 1
             elif (
-                # Fast check for the usual case; _fits does the full one (and logs).
+                # Fast check for the usual case; _fits does the full one (and reports).
                 (extra_size or self._pp or heap_index >= found.present_size or heap_offset + length > found.data_size)
                 and not self._fits(found, cnt, length, heap_index, heap_offset, extra_offset, extra_size)
             ):
@@ -543,13 +414,8 @@ class ChunkPlacer:
         single = offset == 0 and plen == length
         if single:
             stats[SINGLE_PACKET_HEAPS] += 1
-        bad = False
-        if pointers:
-            mask = (1 << hab) - 1
-            for word in pointers:
-                if word < _IMMEDIATE and word & mask > length:
-                    bad = True  # an item address beyond the heap: it can never complete
-                    break
+        # An item address beyond the heap: it can never complete.
+        bad = bool(pointers) and not addresses_fit(pointers, hab, length)
         if slot is not None:
             if plen:
                 base = heap_offset + offset
@@ -563,18 +429,14 @@ class ChunkPlacer:
             return True
         # A live heap, so that later packets find their placement (even a
         # rejected heap's: place is called once per heap, as in the reference).
-        key = cnt % self._substreams
-        live = self._live.get(key)
-        if live is None:
-            live = self._live[key] = {}
-        elif len(live) >= self._max_heaps:
-            self._evict(live)
-        heap = live[cnt] = _ChunkHeap(cnt, hab, length, slot, heap_offset, heap_index, pointers)
+        heap = _ChunkHeap(cnt, hab, length, in_order, slot, heap_offset, heap_index)
+        self._table.insert(heap)  # an evicted heap is simply left incomplete in its chunk
         heap.bad = bad
-        if self._in_order:
-            heap.received = plen
-        elif plen:
-            heap.add_range(offset, plen)
+        if pointers:
+            heap.pointers += pointers
+        if plen:
+            if heap.ranges is not None:
+                heap.ranges.add(offset, plen)
             heap.received = plen
         return True
 
@@ -591,7 +453,7 @@ class ChunkPlacer:
                 id_mask = (1 << (63 - hab)) - 1
                 mask = (1 << hab) - 1
                 for word in pointers:
-                    if word >= _IMMEDIATE:
+                    if word >= IMMEDIATE:
                         positions = wanted.get((word >> hab) & id_mask)
                         if positions is not None:
                             value = word & mask
@@ -606,7 +468,7 @@ class ChunkPlacer:
         """Bounds-check a placement against the chunk (the reference does not: API.md §8.9)."""
         data_size = len(slot.data)
         if heap_offset + length > data_size:
-            log_limited(
+            self._report(
                 _WARNING, "chunk-bounds-data",
                 "place callback put heap %d at bytes [%d, %d) of chunk %d, whose data has %d "
                 "bytes: heap dropped (counted in rejected_heaps)",
@@ -615,7 +477,7 @@ class ChunkPlacer:
             return False
         last = heap_index + (max(length, 1) - 1) // self._pp if self._pp else heap_index
         if last >= len(slot.present):
-            log_limited(
+            self._report(
                 _WARNING, "chunk-bounds-present",
                 "place callback gave heap %d heap_index %d, but chunk %d's present has %d "
                 "entries (%d needed): heap dropped (counted in rejected_heaps)",
@@ -625,7 +487,7 @@ class ChunkPlacer:
         if extra_size:
             extra = slot.extra
             if extra_size > self._max_extra or extra is None or extra_offset + extra_size > len(extra):
-                log_limited(
+                self._report(
                     _WARNING, "chunk-bounds-extra",
                     "place callback asked for %d extra bytes at offset %d for heap %d, but "
                     "max_heap_extra is %d and chunk %d's extra has %d bytes: heap dropped "
@@ -658,7 +520,7 @@ class ChunkPlacer:
             if chunk is NOT_READY or chunk is SOURCE_STOPPED:
                 return chunk
             if chunk is not TOO_OLD:
-                self._slots[next_id] = _Slot(next_id, chunk)
+                self._slots[next_id] = _Slot(next_id, chunk, self._report)
             self._head = next_id
         return self._slots.get(chunk_id, TOO_OLD)
 
@@ -683,10 +545,7 @@ class ChunkPlacer:
 
     # -- heaps leaving -----------------------------------------------------------------
 
-    def _complete(self, live: dict[int, _ChunkHeap], heap: _ChunkHeap) -> None:
-        del live[heap.cnt]
-        if not live:
-            del self._live[heap.cnt % self._substreams]
+    def _complete(self, heap: _ChunkHeap) -> None:
         stats = self._stats
         stats[HEAPS] += 1
         slot = heap.slot
@@ -697,38 +556,14 @@ class ChunkPlacer:
             elif not self._pp:
                 slot.present[heap.index] = 1
 
-    def _evict(self, live: dict[int, _ChunkHeap]) -> None:
-        """Make room in a full substream by dropping its oldest-created heap (left incomplete)."""
-        live.pop(next(iter(live)))
-        stats = self._stats
-        stats[INCOMPLETE_HEAPS_EVICTED] += 1
-        stats[HEAPS] += 1
-
-    def _flush_heaps(self) -> None:
-        stats = self._stats
-        for live in self._live.values():
-            n = len(live)
-            stats[INCOMPLETE_HEAPS_FLUSHED] += n
-            stats[HEAPS] += n
-        self._live = {}
-
-    def _stop_item(self) -> None:
+    def _stop(self) -> None:
         """A stop item arrived: its heap is already gone; the rest are flushed."""
-        self._flush_heaps()
         self.stop()
 
     # -- stream events -------------------------------------------------------------------
 
-    def end_batch(self, n_packets: int) -> None:
-        """A reader finished a batch of ``n_packets`` packets; merge the callback's statistics."""
-        stats = self._stats
-        stats[BATCHES] += 1
-        if n_packets > stats[MAX_BATCH]:
-            stats[MAX_BATCH] = n_packets
-        self.merge_place_stats()
-
     def merge_place_stats(self) -> None:
-        """Fold the statistics the place callback changed into the stream's."""
+        """Fold the statistics the place callback changed into the stream's (after each batch)."""
         changes = self._place.take_stats()
         if changes is None:
             return
@@ -755,7 +590,8 @@ class ChunkPlacer:
         self._stopped = True
         self._held = None
         self._queue.clear()
-        self._flush_heaps()
+        for _ in self._table.flush():
+            pass
         self.merge_place_stats()
         self._release_below(RELEASE_ALL)
         self._source.release(RELEASE_ALL)

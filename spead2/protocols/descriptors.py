@@ -12,7 +12,6 @@ import logging
 import struct
 from collections.abc import Buffer
 
-from .._log import log_limited
 from .constants import (
     BUG_COMPAT_DESCRIPTOR_WIDTHS,
     BUG_COMPAT_SHAPE_BIT_1,
@@ -31,6 +30,7 @@ from .constants import (
 )
 from .flavour import Flavour
 from .raw_descriptor import RawDescriptor
+from .report import Report, ignore
 
 __all__ = ["decode_descriptor", "decode_descriptors", "encode_descriptor"]
 
@@ -158,11 +158,11 @@ class _NestedHeap:
         self.received = 0
 
 
-def _reject(reason: str) -> None:
-    log_limited(_INFO, "descriptor.malformed", "ignoring malformed descriptor: %s", reason)
+def _reject(report: Report, reason: str) -> None:
+    report(_INFO, "descriptor.malformed", "ignoring malformed descriptor: %s", reason)
 
 
-def _packets_to_heaps(data: memoryview) -> list[_NestedHeap]:
+def _packets_to_heaps(data: memoryview, report: Report) -> list[_NestedHeap]:
     """Frame ``data`` as back-to-back packets and assemble them into complete heaps.
 
     Mirrors a spead2 receiver reading a buffer: framing stops at the first
@@ -175,18 +175,18 @@ def _packets_to_heaps(data: memoryview) -> list[_NestedHeap]:
     done: list[_NestedHeap] = []
     while pos < size:
         if size - pos < 8:
-            _reject(f"packet too small ({size - pos} bytes)")
+            _reject(report, f"packet too small ({size - pos} bytes)")
             break
         magic, version, id_bytes, address_bytes, _, n_items = _HEADER.unpack_from(data, pos)
         if magic != MAGIC or version != VERSION:
-            _reject("magic or version did not match")
+            _reject(report, "magic or version did not match")
             break
         if id_bytes + address_bytes != 8 or address_bytes in (0, 8):
-            _reject("flavour is not a valid SPEAD-64-*")
+            _reject(report, "flavour is not a valid SPEAD-64-*")
             break
         payload_start = pos + 8 + 8 * n_items
         if payload_start > size:
-            _reject("the items overflow the packet")
+            _reject(report, "the items overflow the packet")
             break
         bits = 8 * address_bytes
         value_mask = (1 << bits) - 1
@@ -208,20 +208,20 @@ def _packets_to_heaps(data: memoryview) -> list[_NestedHeap]:
             else:
                 pointers.append(pointer)
         if cnt < 0 or offset < 0 or length < 0:
-            _reject("it does not have required items")
+            _reject(report, "it does not have required items")
             break
         end = payload_start + length
         if end > size:
-            _reject("payload length overflows packet size")
+            _reject(report, "payload length overflows packet size")
             break
         pos = end
         if heap_length >= 0 and offset + length > heap_length:
-            _reject("payload would overflow given heap length")
+            _reject(report, "payload would overflow given heap length")
             continue
         heap = live.get(cnt)
         if heap is None:
             if offset != 0:
-                _reject("packet is out of order in the heap")
+                _reject(report, "packet is out of order in the heap")
                 continue
             if len(live) >= _MAX_LIVE_HEAPS:
                 oldest = next(iter(live))
@@ -232,7 +232,7 @@ def _packets_to_heaps(data: memoryview) -> list[_NestedHeap]:
         elif (
             offset != heap.received or heap.address_bits != bits or heap.heap_length != heap_length
         ):
-            _reject("packet is out of order in the heap")
+            _reject(report, "packet is out of order in the heap")
             continue
         heap.pointers.extend(pointers)
         if length:
@@ -279,10 +279,10 @@ def _heap_fields(heap: _NestedHeap) -> list[tuple[int, bool, int, bytes]] | None
     return fields
 
 
-def _decode_heap(heap: _NestedHeap, bug_compat: int) -> RawDescriptor | None:
+def _decode_heap(heap: _NestedHeap, bug_compat: int, report: Report) -> RawDescriptor | None:
     fields = _heap_fields(heap)
     if fields is None:
-        _reject("an item address lies beyond the heap payload")
+        _reject(report, "an item address lies beyond the heap payload")
         return None
     raw = RawDescriptor()
     descriptor_id: int | None = None
@@ -292,7 +292,7 @@ def _decode_heap(heap: _NestedHeap, bug_compat: int) -> RawDescriptor | None:
             if immediate:
                 descriptor_id = value
             else:
-                log_limited(
+                report(
                     _INFO, "descriptor.id", "Ignoring descriptor ID that is not an immediate"
                 )
         elif item_id == DESCRIPTOR_NAME_ID:
@@ -306,7 +306,7 @@ def _decode_heap(heap: _NestedHeap, bug_compat: int) -> RawDescriptor | None:
         elif item_id == DESCRIPTOR_DTYPE_ID:
             raw.numpy_header = content
     if descriptor_id is None:
-        log_limited(_INFO, "descriptor.noid", "incomplete descriptor (no ID)")
+        report(_INFO, "descriptor.noid", "incomplete descriptor (no ID)")
         return None
     raw.id = descriptor_id
     if raw.numpy_header:
@@ -327,33 +327,33 @@ def _decode_heap(heap: _NestedHeap, bug_compat: int) -> RawDescriptor | None:
     return raw
 
 
-def decode_descriptors(value: Buffer, bug_compat: int) -> list[RawDescriptor]:
+def decode_descriptors(value: Buffer, bug_compat: int, report: Report = ignore) -> list[RawDescriptor]:
     """Every descriptor carried by one ``DESCRIPTOR_ID`` value (PROTOCOL.md §7.2).
 
     The value is read like a spead2 receiver reads a buffer: back-to-back
     packets, each with its own flavour, assembled into heaps; each complete
     heap with an immediate ``DESCRIPTOR_ID_ID`` is one descriptor. Anything
-    unusable is skipped with a rate-limited INFO log. Never raises; every
+    unusable is skipped with an INFO ``report`` (see :mod:`.report`). Never raises; every
     allocation is bounded by the size of ``value``.
     """
     try:
         data = memoryview(value).cast("B")
     except (TypeError, ValueError):
-        _reject("value is not a contiguous buffer")
+        _reject(report, "value is not a contiguous buffer")
         return []
     result = []
-    for heap in _packets_to_heaps(data):
-        raw = _decode_heap(heap, bug_compat)
+    for heap in _packets_to_heaps(data, report):
+        raw = _decode_heap(heap, bug_compat, report)
         if raw is not None:
             result.append(raw)
     return result
 
 
-def decode_descriptor(value: Buffer, bug_compat: int) -> RawDescriptor | None:
+def decode_descriptor(value: Buffer, bug_compat: int, report: Report = ignore) -> RawDescriptor | None:
     """The first descriptor carried by ``value``, or ``None`` if there is none.
 
     See :func:`decode_descriptors`; a value produced by any known sender
     carries exactly one.
     """
-    found = decode_descriptors(value, bug_compat)
+    found = decode_descriptors(value, bug_compat, report)
     return found[0] if found else None

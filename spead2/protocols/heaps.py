@@ -21,6 +21,7 @@ from .constants import (
 )
 from .flavour import Flavour
 from .raw_descriptor import RawDescriptor
+from .report import Report, ignore
 
 _IMMEDIATE = 1 << 63
 #: Spare payload buffers a stream keeps for reuse (see ``Heap.__del__``).
@@ -235,15 +236,18 @@ class Heap(HeapBase):
                 return True
         return False
 
-    def get_descriptors(self) -> list[RawDescriptor]:
-        """Descriptors carried by the heap, in address order; unparsable ones are skipped."""
+    def get_descriptors(self, report: Report = ignore) -> list[RawDescriptor]:
+        """Descriptors carried by the heap, in address order; unparsable ones are skipped.
+
+        ``report`` is told why each is skipped (see :mod:`.report`).
+        """
         result: list[RawDescriptor] = []
         for item_id, address, length in self._addressed():
             if item_id == DESCRIPTOR_ID and length > 0:
                 from .descriptors import decode_descriptors
 
                 value = memoryview(self._payload)[address : address + length]
-                result.extend(decode_descriptors(value, self._flavour.bug_compat))
+                result.extend(decode_descriptors(value, self._flavour.bug_compat, report))
         return result
 
     def __repr__(self) -> str:

@@ -1,7 +1,7 @@
 """Decoding one received SPEAD packet, and finding packet boundaries in a byte stream.
 
 PROTOCOL.md §1 gives the layout and §9.1 the checks a receiver makes, in
-order; every rejected packet is logged (INFO, rate-limited) with the
+order; every rejected packet is reported (INFO, see :mod:`.report`) with the
 reference's text. This is the per-packet hot path, so it does the least
 Python work it can: one precompiled ``struct`` call for the header, one for
 all the item pointers, and a fast path for the usual pointer order.
@@ -13,8 +13,8 @@ import logging
 import struct
 from collections.abc import Buffer
 
-from .._log import log_limited
 from .constants import MAGIC, VERSION
+from .report import Report, ignore
 
 __all__ = ["PacketError", "DecodedPacket", "decode_packet", "packet_size"]
 
@@ -78,10 +78,6 @@ _FAST_KEYS: list[tuple[int, int, int, int, int, int, int]] = [
 DecodedPacket = tuple[int, int, int, int, int, int, tuple[int, ...]]
 
 
-def _reject(key: str, msg: str, *args: object) -> None:
-    log_limited(_INFO, key, msg, *args)
-
-
 def _fields(
     pointers: tuple[int, ...], keys: _FlavourKeys
 ) -> tuple[int, int, int, int, tuple[int, ...]] | None:
@@ -114,10 +110,10 @@ def _fields(
     return cnt, length, offset, plen, tuple(rest)
 
 
-def decode_packet(data: Buffer) -> DecodedPacket | None:
+def decode_packet(data: Buffer, report: Report = ignore) -> DecodedPacket | None:
     """Decode the header and item pointers of the packet that is all of ``data``.
 
-    Returns ``None`` (after a rate-limited INFO log) for a packet that fails
+    Returns ``None`` (after an INFO ``report``, see :mod:`.report`) for a packet that fails
     any check of PROTOCOL.md §9.1, including a packet longer than its header
     says (``discarding packet due to size mismatch``). Never raises for bad
     content.
@@ -154,40 +150,40 @@ def decode_packet(data: Buffer) -> DecodedPacket | None:
                             break
                     else:
                         return p0 & mask, heap_length, offset, plen, hab, payload_start, rest
-    return _decode_full(data, size)
+    return _decode_full(data, size, report)
 
 
-def _decode_full(data: Buffer, size: int) -> DecodedPacket | None:
+def _decode_full(data: Buffer, size: int, report: Report = ignore) -> DecodedPacket | None:
     """:func:`decode_packet` for any packet, making every check in the reference's order."""
     if size < 8:
-        _reject("pkt-small", "packet rejected because too small (%d bytes)", size)
+        report(_INFO, "pkt-small", "packet rejected because too small (%d bytes)", size)
         return None
     magic_version, id_width, address_width, n = _HEADER.unpack_from(data)
     if magic_version != _MAGIC_VERSION:
-        _reject("pkt-magic", "packet rejected because magic or version did not match")
+        report(_INFO, "pkt-magic", "packet rejected because magic or version did not match")
         return None
     if id_width + address_width != 8:
-        _reject("pkt-flavour", "packet rejected because flavour is not SPEAD-64-*")
+        report(_INFO, "pkt-flavour", "packet rejected because flavour is not SPEAD-64-*")
         return None
     keys = _KEYS[address_width]
     if keys is None:
-        _reject("pkt-flavour-invalid", "packet rejected because flavour is invalid")
+        report(_INFO, "pkt-flavour-invalid", "packet rejected because flavour is invalid")
         return None
     payload_start = 8 + 8 * n
     if payload_start > size:
-        _reject("pkt-items", "packet rejected because the items overflow the packet")
+        report(_INFO, "pkt-items", "packet rejected because the items overflow the packet")
         return None
     pointers: tuple[int, ...] = (
         _POINTER_STRUCTS[n] if n <= 260 else struct.Struct(f">{n}Q")
     ).unpack_from(data, 8)
     fields = _fields(pointers, keys)
     if fields is None:
-        _reject("pkt-required", "packet rejected because it does not have required items")
+        report(_INFO, "pkt-required", "packet rejected because it does not have required items")
         return None
     cnt, heap_length, offset, plen, rest = fields
     total = payload_start + plen
     if total > size:
-        _reject(
+        report(_INFO,
             "pkt-plen",
             "packet rejected because payload length overflows packet size (%d > %d)",
             total,
@@ -195,10 +191,10 @@ def _decode_full(data: Buffer, size: int) -> DecodedPacket | None:
         )
         return None
     if heap_length >= 0 and offset + plen > heap_length:
-        _reject("pkt-heaplen", "packet rejected because payload would overflow given heap length")
+        report(_INFO, "pkt-heaplen", "packet rejected because payload would overflow given heap length")
         return None
     if total != size:
-        _reject("pkt-size", "discarding packet due to size mismatch (%d != %d)", size, total)
+        report(_INFO, "pkt-size", "discarding packet due to size mismatch (%d != %d)", size, total)
         return None
     return cnt, heap_length, offset, plen, keys.hab, payload_start, rest
 

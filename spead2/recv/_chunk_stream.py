@@ -3,7 +3,7 @@
 The packet work is the sans-IO :class:`~spead2.protocols.chunking.ChunkPlacer`;
 this module supplies it with chunks (a *source*) and runs it on the stream's
 event loop. The placer never blocks: when no chunk is available it holds the
-packet, the readers pause (``ring_full``) and :meth:`ChunkStreamCore.wait_for_space`
+packet, ``feed`` answers PAUSE (``ring_full``) and :meth:`ChunkStreamCore.wait_for_space`
 waits for the rings (or the group) before resuming it.
 """
 
@@ -172,7 +172,7 @@ class ChunkStreamCore(ReceiverCore):
         place = _make_place(
             chunk_config.place, len(chunk_config.items), len(stat_configs), chunk_config.max_heap_extra
         )
-        self.placer = ChunkPlacer(config, chunk_config, place, source, self.stats)  # type: ignore[arg-type]
+        self.placer = ChunkPlacer(config, chunk_config, place, source, self.stats, log_limited)  # type: ignore[arg-type]
         self.assembler = self.placer
         self._unblocker: asyncio.Task[None] | None = None
         self._drainer: asyncio.Task[None] | None = None
@@ -180,8 +180,8 @@ class ChunkStreamCore(ReceiverCore):
 
     # -- StreamSink ----------------------------------------------------------------------
 
-    def end_batch(self, n_packets: int) -> None:
-        self.placer.end_batch(n_packets)
+    def batch_done(self) -> None:
+        self.placer.merge_place_stats()
 
     def ring_full(self) -> bool:
         return self.placer.blocked or self.source.backlogged

@@ -1,9 +1,10 @@
 """What every receive stream shares: reader lifecycle, statistics, start and stop.
 
 ``ReceiverCore`` lives on the stream's event loop and implements the
-transports' ``StreamSink``; subclasses decide where packets go (a heap ring,
-or chunks) by providing ``assembler``, ``end_batch``, ``ring_full``,
-``wait_for_space`` and ``finish``. ``_Stream`` is the user-facing base class
+transports' ``StreamSink``: :meth:`ReceiverCore.feed` is the one call readers
+make per batch, and it keeps the batch statistics. Subclasses decide where
+packets go (a heap ring, or chunks) by providing ``assembler``,
+``batch_done``, ``ring_full``, ``wait_for_space`` and ``finish``. ``_Stream`` is the user-facing base class
 with the reader methods (the reference's ``_Stream``).
 """
 
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Buffer
+from collections.abc import Buffer, Sequence
 from typing import Any
 
 from .._inproc import InprocQueue
 from .._log import logger
 from .._thread_pool import ThreadPool, run_on_loop
-from ..protocols.stats import StreamStatConfig, StreamStats
-from ..transports.base import PacketConsumer, Reader
+from ..protocols.stats import BATCHES, MAX_BATCH, StreamStatConfig, StreamStats
+from ..transports.base import GO, PAUSE, STOP, PacketConsumer, Reader
 from ..transports.buffer import BufferReader
 from ..transports.inproc import InprocReader
 from . import stream_stat_indices
@@ -56,8 +57,33 @@ class ReceiverCore:
     #: Where readers' packets go (set by subclasses).
     assembler: PacketConsumer
 
-    def end_batch(self, n_packets: int) -> None:
-        """A reader finished a batch: account for it and wake consumers (subclasses)."""
+    def feed(self, packets: Sequence[Buffer]) -> int:
+        """A reader's batch: process it, account for it, wake consumers once.
+
+        Returns ``GO``, ``PAUSE`` (:meth:`ring_full`) or ``STOP`` (a packet
+        ended the stream, which this has already stopped).
+        """
+        add_packet = self.assembler.add_packet
+        n = 0
+        running = True
+        for packet in packets:
+            n += 1
+            if not add_packet(packet):
+                running = False
+                break
+        if n:
+            stats = self.stats
+            stats[BATCHES] += 1
+            if n > stats[MAX_BATCH]:
+                stats[MAX_BATCH] = n
+            self.batch_done()
+        if not running:
+            self.stop_from_reader()
+            return STOP
+        return PAUSE if self.ring_full() else GO
+
+    def batch_done(self) -> None:
+        """A batch was fed: hand its results to the consumer (subclasses)."""
         raise NotImplementedError
 
     def ring_full(self) -> bool:

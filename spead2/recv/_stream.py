@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 from .._errors import Stopped
+from .._log import log_limited
 from .._thread_pool import ThreadPool
 from ..protocols.assembler import HeapAssembler, stream_stat_configs
 from ..protocols.heaps import HeapBase
@@ -25,10 +26,9 @@ class StreamCore(ReceiverCore):
         super().__init__(loop, config, stream_stat_configs(config))
         self.ring_config = ring_config
         self.ring = HeapRing(ring_config.heaps, loop)
-        self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats)
+        self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats, log_limited)
 
-    def end_batch(self, n_packets: int) -> None:
-        self.assembler.end_batch(n_packets)
+    def batch_done(self) -> None:
         self.ring.publish()
 
     def ring_full(self) -> bool:

@@ -2,17 +2,19 @@
 
 A reader is created when the user calls ``add_*_reader`` and is started on the
 stream's event loop (immediately, or at ``start()`` with ``explicit_start``).
-It feeds packets to ``sink.assembler.add_packet`` and calls
-``sink.end_batch(n)`` after each batch. Lossless readers pause while
-``sink.ring_full()`` by awaiting ``sink.wait_for_space()``.
+The seam between a reader and the stream is one call: ``sink.feed(batch)``
+hands over a batch of packets and answers :data:`GO` (read on),
+:data:`PAUSE` (the consumer is behind: lossless readers await
+``sink.wait_for_space()``, UDP stops reading and lets the kernel drop) or
+:data:`STOP` (the data ended the stream, which is already stopping).
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Buffer
-from typing import Protocol
+from collections.abc import Buffer, Sequence
+from typing import Final, Protocol
 
 #: Packets a reader hands to the core before publishing heaps and yielding the loop.
 BATCH_PACKETS = 64
@@ -27,6 +29,14 @@ BATCH_BYTES = 1 << 21
 BATCH_MAX_PACKETS = 1024
 
 
+#: :meth:`StreamSink.feed`: read on.
+GO: Final = 0
+#: :meth:`StreamSink.feed`: the consumer is behind; wait for space before feeding more.
+PAUSE: Final = 1
+#: :meth:`StreamSink.feed`: a packet ended the stream (a stop item); the stream is stopping.
+STOP: Final = 2
+
+
 class PacketConsumer(Protocol):
     """Where a reader's packets go: the heap assembler, or a chunk placer."""
 
@@ -39,13 +49,14 @@ class StreamSink(Protocol):
     """The stream side of a reader (implemented by the receive stream's core)."""
 
     loop: asyncio.AbstractEventLoop
-    assembler: PacketConsumer
 
-    def end_batch(self, n_packets: int) -> None:
-        """Account for a batch and wake consumers."""
+    def feed(self, packets: Sequence[Buffer]) -> int:
+        """Process a batch of packets, wake consumers once; :data:`GO`, :data:`PAUSE` or :data:`STOP`.
 
-    def ring_full(self) -> bool:
-        """Whether the heap ring is at capacity."""
+        Each packet is exactly one SPEAD packet; the buffers may be reused
+        as soon as this returns.
+        """
+        ...
 
     async def wait_for_space(self, lossy: bool = False) -> None:
         """Wait (counting ``worker_blocked``) until the ring has room.

@@ -7,7 +7,7 @@ from collections.abc import Buffer
 
 from .._log import log_limited
 from ..protocols.packet import PacketError, packet_size
-from .base import BATCH_BYTES, BATCH_MAX_PACKETS, Reader, StreamSink
+from .base import BATCH_BYTES, BATCH_MAX_PACKETS, PAUSE, STOP, Reader, StreamSink
 
 
 class BufferReader(Reader):
@@ -29,16 +29,13 @@ class BufferReader(Reader):
 
     async def _run(self) -> None:
         sink = self.sink
-        add_packet = sink.assembler.add_packet
-        ring_full = sink.ring_full
         view = self._view
         end = len(view)
         offset = 0
         while not self.closed:
-            n = 0
-            running = True
+            batch: list[memoryview] = []
             batch_end = min(end, offset + BATCH_BYTES)
-            while offset < batch_end and n < BATCH_MAX_PACKETS:
+            while offset < batch_end and len(batch) < BATCH_MAX_PACKETS:
                 try:
                     size = packet_size(view, offset)
                 except PacketError as exc:
@@ -48,16 +45,15 @@ class BufferReader(Reader):
                     sink.count_invalid()
                     offset = end
                     break
-                n += 1
-                running = add_packet(view[offset : offset + size])
+                batch.append(view[offset : offset + size])
                 offset += size
-                if not running:
-                    break
-            sink.end_batch(n)
-            if not running or offset >= end:
+            verdict = sink.feed(batch)
+            if verdict == STOP:
+                return
+            if offset >= end:
                 sink.stop_from_reader()
                 return
-            if ring_full():
+            if verdict == PAUSE:
                 await sink.wait_for_space()
             else:
                 await asyncio.sleep(0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._inproc import InprocQueue
-from .base import BATCH_PACKETS, Reader, StreamSink
+from .base import BATCH_PACKETS, PAUSE, STOP, Reader, StreamSink
 
 
 class InprocReader(Reader):
@@ -20,22 +20,17 @@ class InprocReader(Reader):
 
     async def _run(self) -> None:
         sink = self.sink
-        add_packet = sink.assembler.add_packet
         queue = self._queue
         loop = sink.loop
         while not self.closed:
             batch, ended = queue._take(BATCH_PACKETS)
-            running = True
-            for packet in batch:
-                running = add_packet(packet)
-                if not running:
-                    break
-            if batch:
-                sink.end_batch(len(batch))
-            if ended or not running:
+            verdict = sink.feed(batch)
+            if verdict == STOP:
+                return
+            if ended:
                 sink.stop_from_reader()
                 return
             if not batch:
                 await queue._wait(loop)
-            elif sink.ring_full():
+            elif verdict == PAUSE:
                 await sink.wait_for_space()

@@ -24,7 +24,7 @@ import threading
 from typing import Any
 
 from .._log import log_limited, logger
-from .base import BATCH_PACKETS, Reader, StreamSink
+from .base import BATCH_PACKETS, PAUSE, STOP, Reader, StreamSink
 
 __all__ = [
     "PCAP_MISSING_MESSAGE", "PcapHandoff", "PcapReader", "import_cypcap", "open_pcap_file",
@@ -346,8 +346,6 @@ class PcapReader(Reader):
 
     async def _run(self) -> None:
         sink = self.sink
-        add_packet = sink.assembler.add_packet
-        ring_full = sink.ring_full
         loop = sink.loop
         pending = self._submit()
         while not self.closed:
@@ -366,19 +364,11 @@ class PcapReader(Reader):
             start = 0
             while start < total:
                 stop = min(start + BATCH_PACKETS, total)
-                n = 0
-                running = True
-                for i in range(start, stop):
-                    n += 1
-                    running = add_packet(payloads[i])
-                    if not running:
-                        break
-                sink.end_batch(n)
-                if not running:
-                    sink.stop_from_reader()
+                verdict = sink.feed(payloads[start:stop])
+                if verdict == STOP:
                     return
                 start = stop
-                if ring_full():
+                if verdict == PAUSE:
                     await sink.wait_for_space()
                 elif start < total:
                     await asyncio.sleep(0)  # let the loop's other work in between sub-batches
@@ -390,8 +380,6 @@ class PcapReader(Reader):
                 self._log_summary()
                 sink.stop_from_reader()
                 return
-            if ring_full():
-                await sink.wait_for_space()
 
     def _log_summary(self) -> None:
         skipped = {reason: n for reason, n in self._skips.items() if n}

@@ -25,7 +25,7 @@ from typing import cast
 
 from .._log import log_limited, logger
 from ..protocols.packet import PacketError, packet_size
-from .base import BATCH_PACKETS, Reader, StreamSink, _report_crash
+from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
 from .udp import (
     SocketHandoff,
     duplicate_socket,
@@ -236,16 +236,13 @@ class _FramingProtocol(asyncio.BufferedProtocol):
     def _process(self) -> bool:
         """Feed every complete packet received; True if stopped early by a full ring."""
         sink = self._sink
-        add_packet = sink.assembler.add_packet
-        ring_full = sink.ring_full
         max_size = self._max_size
         start = self._start
         end = self._end
         data = self._view[:end]  # packet_size measures what is available from len(data)
         need = 0
-        n = 0
-        blocked = False
-        running = True
+        batch: list[memoryview] = []
+        verdict = GO
         if self._skip:
             k = min(self._skip, end - start)
             start += k
@@ -280,17 +277,13 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             if size > end - start:
                 need = size
                 break
-            n += 1
-            running = add_packet(data[start : start + size])
+            batch.append(data[start : start + size])
             start += size
-            if not running:
-                break
-            if n == BATCH_PACKETS:
+            if len(batch) == BATCH_PACKETS:
                 # The ring is looked at between batches (see docs/differences.md).
-                sink.end_batch(n)
-                n = 0
-                if ring_full():
-                    blocked = True
+                verdict = sink.feed(batch)
+                batch = []
+                if verdict != GO:
                     break
         if start >= end:
             start = end = 0
@@ -298,12 +291,11 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         self._start = start
         self._end = end
         self._need = need
-        if n:
-            sink.end_batch(n)
-        if not running:
-            sink.stop_from_reader()
-            return False
-        return blocked or ring_full()
+        if batch:
+            verdict = sink.feed(batch)
+        elif verdict == GO:
+            verdict = sink.feed(batch)  # nothing new: is the ring still full?
+        return verdict == PAUSE
 
     def _make_room(self) -> None:
         """Move the partial packet at ``_start`` to the front of a buffer that can hold it all."""

@@ -7,10 +7,11 @@ thread (so configuration and bind errors raise there), then handed to a
 here too.
 
 The reader registers the socket with ``loop.add_reader`` and, per wake-up,
-drains up to :data:`~.base.BATCH_PACKETS` datagrams with ``recv_into`` into one
-preallocated buffer: no per-datagram callback, no per-datagram allocation
-beyond the slice handed to the assembler (which copies the payload out, so the
-buffer is reused at once). While the heap ring is full the reader stops
+drains up to :data:`~.base.BATCH_PACKETS` datagrams (``recvmmsg`` where the
+platform has it, else ``recv_into``) into one preallocated buffer and feeds
+each receive call's datagrams to the stream as one batch: no per-datagram
+callback, no per-datagram allocation beyond the slice handed over (the core
+copies the payload out, so the buffer is reused at once). While the heap ring is full the reader stops
 reading and the kernel's socket buffer absorbs (or drops) the traffic.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 
 from .._log import log_limited, logger
 from ._recvmmsg import BatchReceiver, SingleReceiver, make_batch_receiver
-from .base import BATCH_PACKETS, Reader, StreamSink, _report_crash
+from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
 
 __all__ = [
     "SocketHandoff",
@@ -355,19 +356,17 @@ class UdpReader(Reader):
             self.sink.loop.remove_reader(self._fd)
 
     def _on_readable(self) -> None:
-        """Feed what the socket holds, up to BATCH_PACKETS datagrams, then publish."""
+        """Feed what the socket holds, up to BATCH_PACKETS datagrams, one receive call per batch."""
         sink = self.sink
         receiver = self._receiver
-        add_packet = sink.assembler.add_packet
         view = receiver.view
         words = receiver.words
         stride = receiver.stride
         slot = receiver.slot_size
         max_size = self._max_size
-        n = 0
         taken = 0
-        running = True
-        while running and taken < BATCH_PACKETS:
+        verdict = GO
+        while verdict == GO and taken < BATCH_PACKETS:
             try:
                 received = receiver.receive()
             except (BlockingIOError, InterruptedError):
@@ -377,10 +376,11 @@ class UdpReader(Reader):
                     taken += 1  # e.g. an ICMP error queued on a connected socket; retry, boundedly
                     continue
                 self._fail(exc)
-                break
+                return
             taken += received
             index = receiver.first
             start = 0
+            batch = []
             for _ in range(received):
                 size = words[index]
                 index += stride
@@ -388,22 +388,12 @@ class UdpReader(Reader):
                     sink.count_invalid()
                     log_limited(_INFO, "udp-truncated", "dropped packet due to truncation")
                 else:
-                    n += 1
-                    if not add_packet(view[start : start + size]):
-                        running = False
-                        break
+                    batch.append(view[start : start + size])
                 start += slot
+            verdict = sink.feed(batch)
             if received < receiver.slots:
                 break  # the socket is drained
-        self._end_batch(n, running)
-
-    def _end_batch(self, n: int, running: bool) -> None:
-        sink = self.sink
-        if n:
-            sink.end_batch(n)
-        if not running:
-            sink.stop_from_reader()
-        elif not self.closed and sink.ring_full():
+        if verdict == PAUSE and not self.closed:
             self._pause()
             self._task = sink.loop.create_task(self._run())
             self._task.add_done_callback(_report_crash)

@@ -164,12 +164,11 @@ def live_heap_bytes(rig: Rig) -> tuple[int, int]:
     """``(bytes held by live heaps, number of live heaps)``, from the assembler's internals."""
     total = 0
     count = 0
-    for live in rig.assembler._live.values():
-        for heap in live.values():
-            count += 1
-            total += len(heap.payload)
-            if heap.pending:
-                total += sum(len(data) for _, data in heap.pending)
+    for heap in rig.assembler._table.heaps():
+        count += 1
+        total += len(heap.payload)
+        if heap.pending:
+            total += sum(len(data) for _, data in heap.pending)
     return total, count
 
 

@@ -23,7 +23,7 @@ see ``tests/test_fuzz_smoke.py``. ``fuzz.py`` runs them under atheris.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from spead2.protocols.descriptors import decode_descriptors, encode_descriptor
 from spead2.protocols.flavour import Flavour
 from spead2.protocols.heaps import Heap, HeapBase
 from spead2.protocols.packet import PacketError, _decode_full, decode_packet, packet_size
+from spead2.transports.base import GO
 from tests.fuzz import _harness
 
 __all__ = ["TARGETS", "packet", "assembler", "descriptors", "itemgroup", "tcp"]
@@ -164,17 +165,10 @@ class _Sink:
         self.packets: list[bytes] = []
         self.invalid = 0
         self.stopped = False
-        self.assembler = self
 
-    def add_packet(self, data: memoryview) -> bool:
-        self.packets.append(bytes(data))
-        return True
-
-    def end_batch(self, n: int) -> None:
-        assert n > 0
-
-    def ring_full(self) -> bool:
-        return False
+    def feed(self, packets: Sequence[memoryview]) -> int:
+        self.packets += [bytes(p) for p in packets]
+        return GO
 
     def count_invalid(self, n: int = 1) -> None:
         self.invalid += n

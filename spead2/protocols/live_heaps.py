@@ -1,0 +1,389 @@
+"""The live-heap state machine that heap assembly and chunk placement share.
+
+Implements PROTOCOL.md §9.2 up to the point where a packet's payload is
+written: which live heap a packet belongs to (per substream, ``cnt %
+substreams``, at most ``max_heaps`` each, the oldest-created evicted when a
+substream is full), whether it may join it (flavour, HEAP_LENGTH
+reconciliation, order, duplicates, the cap on separate ranges), stop items,
+the item-address check, and the core statistics of heaps leaving (evicted,
+flushed).
+
+:class:`LiveHeapMachine` runs a packet that joins an existing heap through all
+of that and then calls its subclass's :meth:`LiveHeapMachine._write` hook:
+the plain assembler (:mod:`.assembler`) copies the payload into a heap buffer
+of its own, the chunk placer (:mod:`.chunking`) into a chunk slot. The first
+packet of a heap differs more (a one-packet heap, the place callback) and is
+each subclass's own, built from the same pieces.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+from typing import Protocol
+
+from .constants import CTRL_STREAM_STOP, STREAM_CTRL_ID
+from .report import Report
+from .stats import HEAPS, INCOMPLETE_HEAPS_EVICTED, INCOMPLETE_HEAPS_FLUSHED, StreamStatConfig
+
+__all__ = [
+    "MAX_RANGES",
+    "IMMEDIATE",
+    "LiveHeapConfig",
+    "RangeSet",
+    "LiveHeap",
+    "HeapTable",
+    "LiveHeapMachine",
+    "addresses_fit",
+    "stop_words",
+]
+
+_INFO = logging.INFO
+_WARNING = logging.WARNING
+IMMEDIATE = 1 << 63
+
+#: Most separate (non-touching) byte ranges an out-of-order heap may hold.
+#: Honest reordering creates a handful; the cap keeps hostile packet patterns
+#: from making range insertion quadratic. A packet that would open one more
+#: range is rejected (and the heap ends up incomplete).
+MAX_RANGES = 16384
+
+
+class LiveHeapConfig(Protocol):
+    """What the state machine reads from a ``recv.StreamConfig``."""
+
+    @property
+    def max_heaps(self) -> int: ...
+    @property
+    def substreams(self) -> int: ...
+    @property
+    def bug_compat(self) -> int: ...
+    @property
+    def stop_on_stop_item(self) -> bool: ...
+    @property
+    def allow_unsized_heaps(self) -> bool: ...
+    @property
+    def allow_out_of_order(self) -> bool: ...
+    @property
+    def stats(self) -> list[StreamStatConfig]: ...
+
+
+def addresses_fit(pointers: list[int] | tuple[int, ...], hab: int, length: int) -> bool:
+    """Whether every addressed pointer's address lies within a ``length``-byte payload."""
+    mask = (1 << hab) - 1
+    for word in pointers:
+        if word < IMMEDIATE and word & mask > length:
+            return False
+    return True
+
+
+def stop_words(enabled: bool) -> list[int] | None:
+    """Per heap-address width in bytes, the exact word of an immediate stop item.
+
+    ``None`` when stop items have no effect; a packet carries a stop item when
+    ``words[hab >> 3] in pointers`` (a C-level ``in``).
+    """
+    if not enabled:
+        return None
+    return [
+        IMMEDIATE | (STREAM_CTRL_ID << (8 * w)) | CTRL_STREAM_STOP if 0 < w < 8 else -1
+        for w in range(9)
+    ]
+
+
+class RangeSet:
+    """The byte ranges of a heap received out of order: sorted, disjoint, non-touching."""
+
+    __slots__ = ("starts", "ends")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, offset: int, plen: int, far: bool = False) -> int:
+        """Record ``[offset, offset + plen)``; return the number of new bytes, or -1.
+
+        -1 rejects the packet: it carries nothing new (a duplicate), it would
+        open more than :data:`MAX_RANGES` ranges, or it is ``far`` (the caller
+        would hold it aside) and overlaps bytes already received.
+        """
+        if plen == 0:
+            return 0
+        end = offset + plen
+        starts = self.starts
+        ends = self.ends
+        if ends and ends[-1] == offset:
+            ends[-1] = end  # the usual case: continues the furthest range
+            return plen
+        if not ends or ends[-1] < offset:
+            if len(ends) >= MAX_RANGES:
+                return -1
+            starts.append(offset)
+            ends.append(end)
+            return plen
+        # Ranges [i, j) overlap or touch [offset, end).
+        i = bisect_left(ends, offset)
+        j = bisect_right(starts, end)
+        if i == j:
+            if len(ends) >= MAX_RANGES:
+                return -1
+            starts.insert(i, offset)
+            ends.insert(i, end)
+            return plen
+        covered = 0
+        for k in range(i, j):
+            covered += min(ends[k], end) - max(starts[k], offset)  # >= 0: they touch
+        new = plen - covered
+        if new == 0 or (far and covered):
+            return -1
+        starts[i:j] = [min(starts[i], offset)]
+        ends[i:j] = [max(ends[j - 1], end)]
+        return new
+
+    def extent(self) -> int:
+        """One past the furthest byte received."""
+        return self.ends[-1] if self.ends else 0
+
+    def contiguous(self) -> bool:
+        """Whether the bytes received are one range from 0 (or none)."""
+        starts = self.starts
+        return not starts or (len(starts) == 1 and starts[0] == 0)
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """The ``(start, end)`` ranges."""
+        return list(zip(self.starts, self.ends, strict=True))
+
+
+class LiveHeap:
+    """A heap still receiving packets: what the state machine tracks of it.
+
+    ``ranges`` is ``None`` in in-order mode, where the bytes received are
+    always exactly ``[0, received)``.
+    """
+
+    __slots__ = ("cnt", "hab", "length", "received", "ranges", "pointers", "seen", "bad")
+
+    def __init__(self, cnt: int, hab: int, length: int, in_order: bool) -> None:
+        self.cnt = cnt
+        self.hab = hab
+        self.length = length  # -1 while unsized
+        self.received = 0
+        self.ranges: RangeSet | None = None if in_order else RangeSet()
+        self.pointers: list[int] = []
+        #: The distinct words of ``pointers``, built when a second packet brings pointers.
+        self.seen: set[int] | None = None
+        #: All bytes arrived but an item address lies beyond the heap: it can
+        #: never be delivered complete, only evicted or flushed as incomplete.
+        self.bad = False
+
+    def add_pointers(self, pointers: tuple[int, ...]) -> None:
+        """Append the words of ``pointers`` not already held.
+
+        A delivered heap keeps only the first occurrence of each word anyway;
+        dropping repeats here keeps a heap's memory proportional to what is
+        new, so a flood of copies of one payload-less packet (or a sender
+        repeating its pointers in every packet) cannot grow it without bound.
+        """
+        held = self.pointers
+        if not held:
+            held += pointers
+            return
+        seen = self.seen
+        if seen is None:
+            seen = self.seen = set(held)
+        for word in pointers:
+            if word not in seen:
+                seen.add(word)
+                held.append(word)
+
+    def extent(self) -> int:
+        """One past the furthest byte received."""
+        ranges = self.ranges
+        return self.received if ranges is None else ranges.extent()
+
+    def contiguous(self) -> bool:
+        """Whether the bytes received are exactly ``[0, received)``."""
+        ranges = self.ranges
+        return ranges is None or ranges.contiguous()
+
+    def range_pairs(self) -> list[tuple[int, int]]:
+        """Merged ``(start, end)`` byte ranges received."""
+        ranges = self.ranges
+        if ranges is None:
+            return [(0, self.received)] if self.received else []
+        return ranges.pairs()
+
+    def far(self, offset: int, plen: int) -> bool:
+        """Whether a packet at ``offset`` would be held aside rather than written (see assembler)."""
+        return False
+
+
+class HeapTable[H: LiveHeap]:
+    """The live heaps of every substream, each substream's in creation order.
+
+    Counts heaps leaving before completion in the stream's statistics:
+    :meth:`insert` evicts (``incomplete_heaps_evicted``), :meth:`flush`
+    empties the table (``incomplete_heaps_flushed``); both also count ``heaps``.
+    """
+
+    __slots__ = ("_live", "_max_heaps", "_substreams", "_stats")
+
+    def __init__(self, max_heaps: int, substreams: int, stats: list[int]) -> None:
+        #: Per substream key: cnt -> heap (dicts keep insertion order).
+        self._live: dict[int, dict[int, H]] = {}
+        self._max_heaps = max_heaps
+        self._substreams = substreams
+        self._stats = stats
+
+    def __len__(self) -> int:
+        return sum(len(live) for live in self._live.values())
+
+    def heaps(self) -> Iterator[H]:
+        """Every live heap (substream by substream, each in creation order)."""
+        for live in self._live.values():
+            yield from live.values()
+
+    def get(self, cnt: int) -> H | None:
+        """The live heap ``cnt``, if any."""
+        live = self._live.get(cnt % self._substreams)
+        return None if live is None else live.get(cnt)
+
+    def insert(self, heap: H) -> H | None:
+        """Add a new heap; return the heap evicted to make room (already counted), if any."""
+        key = heap.cnt % self._substreams
+        live = self._live.get(key)
+        evicted = None
+        if live is None:
+            live = self._live[key] = {}
+        elif len(live) >= self._max_heaps:
+            evicted = live.pop(next(iter(live)))
+            stats = self._stats
+            stats[INCOMPLETE_HEAPS_EVICTED] += 1
+            stats[HEAPS] += 1
+        live[heap.cnt] = heap
+        return evicted
+
+    def remove(self, heap: H) -> None:
+        """Take ``heap`` out (it completed, or it carried a stop item)."""
+        key = heap.cnt % self._substreams
+        live = self._live[key]
+        del live[heap.cnt]
+        if not live:
+            # Forget empty substreams: with many substreams, cnts seen once must not pile up.
+            del self._live[key]
+
+    def flush(self) -> Iterator[H]:
+        """Empty the table, counting each heap as flushed; yields them (substream by substream)."""
+        tables = self._live
+        self._live = {}
+        stats = self._stats
+        for live in tables.values():
+            for heap in live.values():
+                stats[INCOMPLETE_HEAPS_FLUSHED] += 1
+                stats[HEAPS] += 1
+                yield heap
+
+
+class LiveHeapMachine[H: LiveHeap]:
+    """Packets joining live heaps: the checks, the ranges, stop items, completion.
+
+    Subclasses create heaps (their first packet), write payloads
+    (:meth:`_write`) and finish heaps (:meth:`_complete`, :meth:`_stop`).
+    """
+
+    def __init__(self, config: LiveHeapConfig, stats: list[int], report: Report) -> None:
+        self._in_order = not config.allow_out_of_order
+        self._stop_words = stop_words(config.stop_on_stop_item)
+        self._stats = stats
+        self._report = report
+        self._table: HeapTable[H] = HeapTable(config.max_heaps, config.substreams, stats)
+
+    @property
+    def live_heaps(self) -> int:
+        """Number of partial heaps currently held (all substreams)."""
+        return len(self._table)
+
+    def _join(
+        self, heap: H, length: int, offset: int, plen: int, hab: int, start: int,
+        pointers: tuple[int, ...], view: memoryview,
+    ) -> bool:
+        """A packet of live heap ``heap`` arrived; return False if it carried a stop item."""
+        if hab != heap.hab:
+            self._report(
+                _INFO, "heap-flavour", "packet rejected because its flavour is inconsistent with the heap"
+            )
+            return True
+        if length != heap.length and not self._reconcile_length(heap, length, offset + plen):
+            return True
+        ranges = heap.ranges
+        if ranges is None:
+            if offset != heap.received:
+                self._report(
+                    _WARNING, "heap-order",
+                    "packet rejected because it is out-of-order in the heap (you might "
+                    "need to set allow_out_of_order to true in the stream config)",
+                )
+                return True
+            heap.received += plen
+        elif plen:
+            far = heap.far(offset, plen)
+            new = ranges.add(offset, plen, far)
+            if new < 0:
+                return True
+            heap.received += new
+        if pointers:
+            stop = self._stop_words
+            if stop is not None and stop[hab >> 3] in pointers:
+                self._table.remove(heap)  # the stop heap is discarded
+                self._stop()
+                return False
+            heap.add_pointers(pointers)
+        self._write(heap, offset, plen, view, start)
+        if heap.received == heap.length and not heap.bad:
+            if addresses_fit(heap.pointers, heap.hab, heap.length):
+                self._table.remove(heap)
+                self._complete(heap)
+            else:
+                heap.bad = True
+        return True
+
+    def _reconcile_length(self, heap: LiveHeap, length: int, end: int) -> bool:
+        """Check a packet's HEAP_LENGTH (or its absence) against its heap's; False rejects it."""
+        report = self._report
+        if length < 0:
+            # A packet without HEAP_LENGTH joining a sized heap must still fit in it.
+            if end > heap.length:
+                report(
+                    _INFO, "heap-heaplen-overflow",
+                    "packet rejected because payload would overflow given heap length",
+                )
+                return False
+            return True
+        if heap.length >= 0:
+            report(
+                _INFO, "heap-heaplen-inconsistent",
+                "packet rejected because its HEAP_LEN is inconsistent with the heap",
+            )
+            return False
+        if length < heap.extent():
+            report(
+                _INFO, "heap-heaplen-small", "packet rejected because its HEAP_LEN is too small for the heap"
+            )
+            return False
+        heap.length = length  # an unsized heap learns its size
+        return True
+
+    # -- subclass hooks ----------------------------------------------------------------
+
+    def _write(self, heap: H, offset: int, plen: int, view: memoryview, start: int) -> None:
+        """Put the accepted payload ``view[start:]`` (``plen`` bytes) at ``offset`` of ``heap``."""
+        raise NotImplementedError
+
+    def _complete(self, heap: H) -> None:
+        """``heap`` has every byte and its addresses fit (already out of the table)."""
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        """A stop item arrived (its heap is already gone): flush the rest and stop."""
+        raise NotImplementedError
