@@ -1,11 +1,18 @@
-"""A web service that receives a SPEAD stream in the background and serves what arrives.
+"""A web service that receives a SPEAD stream in the background and shows it live (aiohttp).
 
 The receive stream is a ``spead2.recv.asyncio.Stream`` on the web server's own
-event loop: no threads, and request handlers read the latest values directly.
+event loop: no threads, and request handlers read the live state directly.
+The page, its plotting script and the state behind it come with spead2
+(``spead2.tools.live``), so the page works without internet access.
 
-* ``/``           an HTML page (self-contained) that refreshes itself every second;
-* ``/api/stats``  live statistics as JSON (heaps, Gb/s, the stream's counters);
-* ``/api/items``  the latest value of every item as JSON.
+* ``/``                  the live page: array items drawn as a spectrum and a
+                         waterfall, scalars with their history, data rate and losses;
+* ``/api/events``        what the page is updated by (server-sent events);
+* ``/api/stats``         statistics as JSON;
+* ``/api/items``         the latest value of every item as JSON (big arrays summarised);
+* ``/api/items/{name}``  one item's full latest value as JSON (``?format=npy``: a .npy file).
+
+A stop heap ends one stream, and the service waits for the next on the same port.
 
 Run it and point a sender at it::
 
@@ -23,226 +30,63 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import logging
-import math
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-import numpy as np
 from aiohttp import web
+from live_source import demo_sender, make_stream, receive
 
-import spead2
-import spead2.recv.asyncio
-import spead2.send.asyncio
+from spead2.tools.live import LiveView, static_file
 
-#: Array values longer than this are summarised in JSON (shape, dtype, first elements, min/max/mean).
-MAX_ELEMENTS = 16
-RATE_WINDOW = 2.0  # seconds over which the rate is averaged
-
-
-def json_value(value: Any) -> Any:
-    """A JSON-friendly form of an item value (big arrays summarised)."""
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "biuf" and value.size > MAX_ELEMENTS:
-            flat = value.ravel()
-            return {
-                "shape": list(value.shape),
-                "dtype": str(value.dtype),
-                "first": flat[:MAX_ELEMENTS].tolist(),
-                "min": flat.min().item(),
-                "max": flat.max().item(),
-                "mean": float(flat.mean()),
-            }
-        if value.dtype.kind == "c":
-            return {"real": json_value(value.real), "imag": json_value(value.imag)}
-        return json_value(value.tolist())
-    if isinstance(value, np.generic):
-        return json_value(value.item())
-    if isinstance(value, complex):
-        return {"real": value.real, "imag": value.imag}
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace")
-    if isinstance(value, (list, tuple)):
-        return [json_value(v) for v in value]
-    return value
-
-
-class Receiver:
-    """Receives the stream on the running loop and keeps the latest values and statistics."""
-
-    def __init__(self, port: int, bind: str) -> None:
-        self.stream = spead2.recv.asyncio.Stream(
-            spead2.ThreadPool(), spead2.recv.StreamConfig(max_heaps=4)
-        )
-        self.stream.add_udp_reader(port, bind_hostname=bind)
-        self.item_group = spead2.ItemGroup()
-        self.heaps = 0
-        self.bad_heaps = 0
-        self.bytes = 0
-        self.values: dict[str, Any] = {}
-        self.updated: dict[str, float] = {}
-        self.ended = False
-        self.started = time.time()
-        self._window: collections.deque[tuple[float, int]] = collections.deque()
-
-    async def run(self) -> None:
-        """Take heaps until the stream ends (a stop heap) or is stopped."""
-        async for heap in self.stream:
-            self.heaps += 1
-            now = time.monotonic()
-            size = sum(memoryview(raw).nbytes for raw in heap.get_items() if not raw.is_immediate)
-            self.bytes += size
-            self._window.append((now, size))
-            try:
-                updated = self.item_group.update(heap)
-            except ValueError as exc:  # a heap that does not match its descriptors
-                self.bad_heaps += 1
-                logging.warning("bad heap %d: %s", heap.cnt, exc)
-                continue
-            wall = time.time()
-            for name, item in updated.items():
-                self.values[name] = item.value
-                self.updated[name] = wall
-        self.ended = True
-
-    def rate_gbps(self) -> float:
-        """Payload rate over the last ``RATE_WINDOW`` seconds."""
-        horizon = time.monotonic() - RATE_WINDOW
-        while self._window and self._window[0][0] < horizon:
-            self._window.popleft()
-        return sum(size for _, size in self._window) * 8 / RATE_WINDOW / 1e9
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "heaps": self.heaps,
-            "bad_heaps": self.bad_heaps,
-            "bytes": self.bytes,
-            "rate_gbps": self.rate_gbps(),
-            "ended": self.ended,
-            "uptime": time.time() - self.started,
-            "stream": dict(self.stream.stats.items()),
-        }
-
-    def items(self) -> dict[str, Any]:
-        result = {}
-        for name, value in self.values.items():
-            item = self.item_group[name]
-            result[name] = {
-                "id": item.id,
-                "description": item.description,
-                "value": json_value(value),
-                "updated": self.updated[name],
-            }
-        return result
-
-
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>spead2 live stream</title>
-<noscript><meta http-equiv="refresh" content="2"></noscript>
-<style>
-  body {{ font-family: sans-serif; margin: 2em; }}
-  table {{ border-collapse: collapse; }}
-  td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; vertical-align: top; }}
-  td.value {{ font-family: monospace; white-space: pre-wrap; max-width: 60em; }}
-</style>
-</head>
-<body>
-<h1>spead2 live stream</h1>
-<p id="stats" data-heaps="{heaps}">Heaps received: <span id="heap-count">{heaps}</span>,
-rate <span id="rate">{rate:.6f}</span> Gb/s,
-incomplete heaps <span id="incomplete">{incomplete}</span>,
-<span id="state">{state}</span></p>
-<h2>Latest values</h2>
-<table><thead><tr><th>Item</th><th>ID</th><th>Value</th></tr></thead>
-<tbody id="items"></tbody></table>
-<script>
-async function refresh() {{
-  try {{
-    const [stats, items] = await Promise.all([
-      fetch("api/stats").then(r => r.json()),
-      fetch("api/items").then(r => r.json()),
-    ]);
-    const s = stats.stream;
-    document.getElementById("stats").dataset.heaps = stats.heaps;
-    document.getElementById("heap-count").textContent = stats.heaps;
-    document.getElementById("rate").textContent = stats.rate_gbps.toFixed(6);
-    document.getElementById("incomplete").textContent =
-      s.incomplete_heaps_evicted + s.incomplete_heaps_flushed;
-    document.getElementById("state").textContent = stats.ended ? "stream ended" : "receiving";
-    const body = document.getElementById("items");
-    body.replaceChildren();
-    for (const [name, item] of Object.entries(items)) {{
-      const row = body.insertRow();
-      row.insertCell().textContent = name;
-      row.insertCell().textContent = "0x" + item.id.toString(16);
-      const cell = row.insertCell();
-      cell.className = "value";
-      cell.textContent = JSON.stringify(item.value);
-    }}
-  }} catch (e) {{
-    document.getElementById("state").textContent = "server unreachable";
-  }}
-}}
-refresh();
-setInterval(refresh, 1000);
-</script>
-</body>
-</html>
-"""
+LIVE = web.AppKey("live", LiveView)
 
 
 async def page(request: web.Request) -> web.Response:
-    receiver: Receiver = request.app[RECEIVER]
-    stats = receiver.stats()
-    s = stats["stream"]
-    html = PAGE.format(
-        heaps=stats["heaps"],
-        rate=stats["rate_gbps"],
-        incomplete=s["incomplete_heaps_evicted"] + s["incomplete_heaps_flushed"],
-        state="stream ended" if stats["ended"] else "receiving",
+    return web.Response(text=request.app[LIVE].page(), content_type="text/html")
+
+
+async def static(request: web.Request) -> web.Response:
+    found = static_file(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound()
+    body, content_type = found
+    return web.Response(body=body, content_type=content_type)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
-    return web.Response(text=html, content_type="text/html")
+    await response.prepare(request)
+    # aclosing: a browser that goes away ends its subscription at once.
+    async with contextlib.aclosing(request.app[LIVE].events()) as stream:
+        with contextlib.suppress(ConnectionResetError):  # the browser went away
+            async for event in stream:
+                await response.write(event.encode())
+    return response
 
 
 async def api_stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[RECEIVER].stats())
+    return web.json_response(request.app[LIVE].stats())
 
 
 async def api_items(request: web.Request) -> web.Response:
-    return web.json_response(request.app[RECEIVER].items())
+    return web.json_response(request.app[LIVE].items())
 
 
-RECEIVER = web.AppKey("receiver", Receiver)
-
-
-async def demo_sender(port: int, bind: str) -> None:
-    """Feeds the service changing values until cancelled (``--demo``)."""
-    stream = spead2.send.asyncio.UdpStream(
-        spead2.ThreadPool(), [(bind, port)], spead2.send.StreamConfig(rate=1e6)
-    )
-    item_group = spead2.send.ItemGroup()
-    item_group.add_item(0x1000, "timestamp", "Sample counter", shape=(), format=[("u", 48)])
-    item_group.add_item(0x1001, "temperature", "Degrees Celsius", shape=(), dtype=np.float64)
-    item_group.add_item(0x1002, "spectrum", "Power per channel", shape=(256,), dtype=np.float32)
-    rng = np.random.default_rng()
-    i = 0
-    while True:
-        item_group["timestamp"].value = i
-        item_group["temperature"].value = 20 + 5 * math.sin(i / 10)
-        item_group["spectrum"].value = rng.random(256, dtype=np.float32)
-        # Re-send descriptors now and then, so a service started later catches up.
-        descriptors = "all" if i % 10 == 0 else "stale"
-        await stream.async_send_heap(item_group.get_heap(descriptors=descriptors))
-        i += 1
-        await asyncio.sleep(0.2)
+async def api_item(request: web.Request) -> web.Response:
+    live, name = request.app[LIVE], request.match_info["name"]
+    if request.query.get("format") == "npy":
+        data = live.item_npy(name)
+        if data is None:
+            raise web.HTTPNotFound(text=f"no array item named {name!r}")
+        return web.Response(body=data, content_type="application/octet-stream", headers={
+            "Content-Disposition": f'attachment; filename="{name}.npy"'})
+    value = live.item(name)
+    if value is None:
+        raise web.HTTPNotFound(text=f"no item named {name!r}")
+    return web.json_response(value)
 
 
 def make_app(spead_port: int, bind: str = "127.0.0.1", demo: bool = False) -> web.Application:
@@ -250,23 +94,31 @@ def make_app(spead_port: int, bind: str = "127.0.0.1", demo: bool = False) -> we
     app = web.Application()
 
     async def receive_in_background(app: web.Application) -> AsyncIterator[None]:
-        receiver = Receiver(spead_port, bind)  # created here: on the server's loop
-        app[RECEIVER] = receiver
-        tasks = [asyncio.create_task(receiver.run())]
+        stream = make_stream(spead_port, bind)  # created here: on the server's loop
+        live = app[LIVE] = LiveView([stream], [spead_port], title=f"UDP {bind}:{spead_port}")
+        tasks = [asyncio.create_task(receive(stream, live)), asyncio.create_task(live.run())]
         if demo:
             tasks.append(asyncio.create_task(demo_sender(spead_port, bind)))
         yield
-        receiver.stream.stop()
+        stream.stop()  # ends receive()
         for task in tasks[1:]:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def end_event_streams(app: web.Application) -> None:
+        # Open event streams would otherwise hold up the shutdown.
+        app[LIVE].close()
+
     app.cleanup_ctx.append(receive_in_background)
+    app.on_shutdown.append(end_event_streams)
     app.router.add_get("/", page)
+    app.router.add_get("/static/{name}", static)
+    app.router.add_get("/api/events", events)
     app.router.add_get("/api/stats", api_stats)
     app.router.add_get("/api/items", api_items)
+    app.router.add_get("/api/items/{name}", api_item)
     return app
 
 
@@ -278,9 +130,11 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=8080, help="HTTP port [8080]")
     parser.add_argument("--demo", action="store_true", help="feed the service with demo heaps")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     app = make_app(args.spead_port, args.bind, args.demo)
-    web.run_app(app, host=args.http_host, port=args.http_port)
+    logging.info("live view on http://%s:%d/", args.http_host, args.http_port)
+    # No access log: the page's event stream and API calls would flood it.
+    web.run_app(app, host=args.http_host, port=args.http_port, access_log=None, print=None)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ EXAMPLE_RUNS: dict[str, tuple[list[str], str] | None] = {
     "examples/memory_pool.py": (["--heaps", "3", "--heap-size", "65536"], "received 3 heaps"),
     "examples/chunk_receive.py": (["--heaps", "64", "--drop", "10"], "complete heaps"),
     "examples/web_service.py": None,  # docs/tutorials/web_service.md runs make_app()
+    "examples/fastapi_service.py": None,  # so does it this one's
+    "examples/live_source.py": None,  # imported by the two above
 }
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})(.*)$")

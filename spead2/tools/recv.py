@@ -11,15 +11,18 @@ stream unless ``--joint`` puts them all in one. For each heap it prints
 when a stream ends (stop heap, end of TCP connection or file, ``--max-heaps``,
 Ctrl-C) it prints ``Shutting down stream <source> after <n> heaps`` and the
 stream's statistics. On a terminal a live line shows heaps, Gb/s,
-incomplete heaps and dropped packets.
+incomplete heaps and dropped packets. ``--http-port`` also serves a live
+view of what arrives (plots, rates, losses) to web browsers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import TextIO
 
 import spead2
@@ -29,6 +32,8 @@ import spead2.recv.asyncio
 from . import _options
 from ._options import ReceiverSettings, Source
 from ._progress import Progress, live_progress
+from .live import LiveView
+from .live._http import serve
 
 DESCRIPTION = """\
 Receive SPEAD heaps and print them. A source is a UDP port, HOST:PORT (a
@@ -38,7 +43,8 @@ unless --joint puts them all in one. For each heap it prints "Received heap
 values); when a stream ends (stop heap, end of TCP connection or file,
 --max-heaps, Ctrl-C) it prints the stream's statistics. On a terminal a
 live line shows heaps, bytes, rate, elapsed time, incomplete heaps and
-dropped packets."""
+dropped packets. --http-port also serves a live view of what arrives (plots,
+rates, losses) to web browsers."""
 
 #: ``(command, what it does)``, shown at the end of ``--help``.
 EXAMPLES = [
@@ -46,6 +52,7 @@ EXAMPLES = [
     ("spead2_recv --values 239.1.2.3:7148", "join a multicast group, print the values"),
     ("spead2_recv --tcp 127.0.0.1:7148", "listen for one TCP sender"),
     ("spead2_recv capture.pcap", "replay a capture file"),
+    ("spead2_recv --http-port 8080 239.1.2.3:7148", "and watch it at http://127.0.0.1:8080/"),
 ]
 
 
@@ -57,6 +64,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _options.add_log_argument(group)
     group.add_argument("--values", action="store_true", help="Show heap values")
     group.add_argument("--descriptors", action="store_true", help="Show descriptors")
+    group.add_argument(
+        "--http-port", type=_options.non_negative_int, default=None,
+        help="Serve a live view (plots of the items, rates, losses) on this HTTP port (0: any)",
+    )
+    group.add_argument(
+        "--http-host", default="127.0.0.1",
+        help="Address to serve the live view on [%(default)s]",
+    )
     group = parser.add_argument_group("Input options")
     group.add_argument(
         "--max-heaps", type=_options.non_negative_int, default=None,
@@ -127,11 +142,12 @@ async def consume(
     progress: Progress,
     max_heaps: int | None,
     print_stats: bool,
+    live: LiveView | None = None,
 ) -> int:
     """Print the heaps of one stream until it ends (or ``max_heaps``); returns the count.
 
     ``print_stats``: print the stream's statistics as soon as it ends (else
-    the caller prints them later).
+    the caller prints them later). ``live``: the live view to show the heaps on.
     """
     item_group = spead2.ItemGroup()
     heaps = 0
@@ -139,6 +155,8 @@ async def consume(
         async for heap in stream:
             heaps += 1
             progress.add_heap(heap)
+            if live is not None:
+                live.add_heap(heap)
             printer.heap(name, heap, item_group)
             if heaps == max_heaps:
                 break
@@ -200,17 +218,41 @@ async def async_main(args: argparse.Namespace) -> int:
     # On a terminal the statistics wait for the live line's final refresh, so
     # that they come after it; otherwise each stream's come when it ends.
     terminal = sys.stdout.isatty()
-    with live_progress(progress.line, terminal):
-        counts = await asyncio.gather(
-            *(
-                consume(name, stream, printer, progress, args.max_heaps, not terminal)
+    async with serve_live_view(args, [stream for _, stream in streams], udp_ports) as live:
+        with live_progress(progress.line, terminal):
+            counts = await asyncio.gather(*(
+                consume(name, stream, printer, progress, args.max_heaps, not terminal, live)
                 for name, stream in streams
-            )
-        )
+            ))
     if terminal:
         for (name, stream), heaps in zip(streams, counts, strict=True):
             printer.shutdown(name, heaps, stream)
     return 0
+
+
+@contextlib.asynccontextmanager
+async def serve_live_view(
+    args: argparse.Namespace, streams: list[spead2.recv.asyncio.Stream], udp_ports: list[int]
+) -> AsyncIterator[LiveView | None]:
+    """The live view served on ``--http-port`` while the streams run (None without the option)."""
+    if args.http_port is None:
+        yield None
+        return
+    live = LiveView(streams, udp_ports, title=" ".join(args.source))
+    server = await serve(live, args.http_host, args.http_port)
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f"Live view on http://{host if ':' not in host else f'[{host}]'}:{port}/",
+          file=sys.stderr, flush=True)
+    sampler = asyncio.create_task(live.run())
+    try:
+        yield live
+    finally:
+        sampler.cancel()
+        live.close()  # ends the event streams, so the server can close
+        server.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        await server.wait_closed()
 
 
 def main(argv: list[str] | None = None) -> int:
