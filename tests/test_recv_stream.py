@@ -132,6 +132,63 @@ async def test_inproc_asyncio_concurrent_gets_in_call_order(pool):
         await asyncio.wait_for(stream.get(), 10)
 
 
+async def test_asyncio_get_cancelled_by_timeouts_loses_no_heap(pool):
+    """``asyncio.wait_for(stream.get(), t)`` timing out, again and again, loses no heap.
+
+    The heaps arrive a few packets at a time while the consumer gives up its
+    ``get()`` after 0, 10 µs or 100 µs, so cancellations land before, while
+    and just after heaps are handed over.
+    """
+    n = 300
+    packets = list(_split_packets(encode_heaps(pool, n)))
+    queue = spead2.InprocQueue()
+    stream = spead2.recv.asyncio.Stream(pool)
+    stream.add_inproc_reader(queue)
+
+    async def feed():
+        for i, packet in enumerate(packets):
+            queue.add_packet(packet)
+            if i % 5 == 0:
+                await asyncio.sleep(0.0001)
+        queue.stop()
+
+    feeder = asyncio.create_task(feed())
+    heaps = []
+    timeouts = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            heaps.append(await asyncio.wait_for(stream.get(), (0, 1e-5, 1e-4)[timeouts % 3]))
+        except TimeoutError:
+            timeouts += 1
+        except spead2.Stopped:
+            break
+    await feeder
+    assert timeouts > 0  # cancellations really happened
+    check_heaps(heaps, n)
+
+
+async def test_asyncio_cancelled_async_for_task_leaves_the_heap_for_the_next(pool):
+    queue = spead2.InprocQueue()
+    stream = spead2.recv.asyncio.Stream(pool)
+    stream.add_inproc_reader(queue)
+
+    async def first_heap():
+        async for heap in stream:
+            return heap
+
+    waiting = asyncio.create_task(first_heap())
+    await asyncio.sleep(0.01)  # waiting inside async for
+    waiting.cancel()
+    for packet in _split_packets(encode_heaps(pool, 3)):
+        queue.add_packet(packet)
+    queue.stop()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    heaps = [heap async for heap in stream]
+    check_heaps(heaps, 3)
+
+
 def test_explicit_start_holds_readers(pool):
     stream = spead2.recv.Stream(pool, spead2.recv.StreamConfig(explicit_start=True))
     stream.add_buffer_reader(encode_heaps(pool, 3))

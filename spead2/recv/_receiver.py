@@ -185,9 +185,13 @@ class ReceiverCore:
 class _Stream(NetworkReaders, PcapReaders):
     """Base of every receive stream: readers, ``start``, ``stop``, ``stats``, ``config``."""
 
+    #: Default largest UDP datagram accepted by ``add_udp_reader`` (bytes).
     DEFAULT_UDP_MAX_SIZE = 9200
+    #: Default socket receive buffer asked for by ``add_udp_reader`` (bytes).
     DEFAULT_UDP_BUFFER_SIZE = 8388608
+    #: Default largest packet accepted by ``add_tcp_reader`` (bytes).
     DEFAULT_TCP_MAX_SIZE = 65536
+    #: Default socket receive buffer asked for by ``add_tcp_reader`` (bytes).
     DEFAULT_TCP_BUFFER_SIZE = 212992
 
     _core: ReceiverCore
