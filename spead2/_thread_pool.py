@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover - uvloop is absent on some platforms
 
 
 _JOIN_TIMEOUT = 5.0
+#: How often a thread waiting for a call on a loop checks that the loop still runs (s).
+_LIVENESS_CHECK = 0.05
 
 
 class _LoopThread:
@@ -148,6 +150,8 @@ def run_on_loop[T](loop: asyncio.AbstractEventLoop, func: Callable[..., T], *arg
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def call() -> None:
+        if not done.set_running_or_notify_cancel():
+            return  # the caller gave up: the loop had stopped
         try:
             done.set_result(func(*args))
         except BaseException as exc:
@@ -157,7 +161,19 @@ def run_on_loop[T](loop: asyncio.AbstractEventLoop, func: Callable[..., T], *arg
         loop.call_soon_threadsafe(call)
     except RuntimeError as exc:
         raise RuntimeError("the stream's event loop is no longer running") from exc
-    return done.result()
+    # The loop may stop (a ThreadPool.stop() from another thread) after the call
+    # was queued but before it ran: then nothing would ever run it. Look again
+    # now and then, and fail rather than wait for ever.
+    while True:
+        try:
+            return done.result(_LIVENESS_CHECK)
+        except concurrent.futures.TimeoutError:
+            if loop.is_running() or not done.cancel():
+                continue
+            raise RuntimeError(
+                "the stream's event loop stopped before the call could run "
+                "(was its ThreadPool stopped?)"
+            ) from None
 
 
 def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:

@@ -2,9 +2,13 @@
 
 import gc
 import logging
+import os
+import queue
 import shutil
 import struct
 import subprocess
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -25,6 +29,7 @@ from spead2.transports.pcap import (
     udp_payload_bounds,
 )
 
+TIMEOUT = 30
 PcapStream = spead2.recv.Stream
 PcapAsyncStream = spead2.recv.asyncio.Stream
 
@@ -539,3 +544,98 @@ def test_helper_files_are_readable_by_tcpdump(tmp_path, kind):
         ["tcpdump", "-nn", "-vv", "-r", str(path)], capture_output=True, text=True, check=True
     ).stdout
     assert out.count("[udp sum ok] UDP, length") == 2
+
+
+# -- a live capture: a FIFO fed by a writer that keeps it open -------------------------------
+
+
+def _capture_bytes(tmp_path, packets):
+    path = tmp_path / "frames.pcap"
+    pf.write_pcap(path, [pf.udp_frame(p) for p in packets])
+    return path.read_bytes()
+
+
+class FifoWriter:
+    """Writes ``data`` into a FIFO from a thread, then keeps it open until :meth:`finish`."""
+
+    def __init__(self, path, data):
+        os.mkfifo(path)
+        self.path = path
+        self.data = data
+        self.more = queue.Queue()
+        self.broken = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        fd = os.open(self.path, os.O_WRONLY)  # waits for the reader to open it
+        try:
+            os.write(fd, self.data)
+            while (chunk := self.more.get()) is not None:
+                try:
+                    os.write(fd, chunk)
+                except BrokenPipeError:  # every reader has closed the FIFO
+                    self.broken.set()
+        finally:
+            os.close(fd)
+
+    def finish(self):
+        self.more.put(None)
+        self.thread.join(TIMEOUT)
+
+
+def _get_within(stream, seconds):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return stream.get_nowait()
+        except spead2.Empty:
+            assert time.monotonic() < deadline, "no heap arrived in time"
+            time.sleep(0.005)
+
+
+def test_live_fifo_delivers_what_has_arrived_and_stops_at_once(pool, tmp_path):
+    """50 heaps written to a FIFO whose writer keeps it open all arrive; stop() frees the FIFO."""
+    heaps = heap_packets(50)
+    header_and_frames = _capture_bytes(tmp_path, flat(heaps))
+    writer = FifoWriter(tmp_path / "live", header_and_frames)
+    try:
+        stream = PcapStream(pool)
+        stream.add_udp_pcap_file_reader(str(writer.path))
+        received = [_get_within(stream, 3) for _ in range(50)]
+        assert received_indices(received) == list(range(50))
+        # Stopping does not wait for the writer to write (or close) anything ...
+        stream.stop()
+        assert list(stream) == []
+        # ... and the FIFO is released: the writer's next write finds no reader.
+        deadline = time.monotonic() + TIMEOUT
+        while not writer.broken.is_set():
+            assert time.monotonic() < deadline, "the stopped reader still holds the FIFO open"
+            writer.more.put(b"\0" * 16)
+            writer.broken.wait(0.05)
+    finally:
+        writer.finish()
+
+
+def test_live_fifo_heaps_written_later_arrive_one_by_one(pool, tmp_path):
+    heaps = heap_packets(5)
+    header_and_frames = _capture_bytes(tmp_path, flat(heaps))
+    frames = _capture_bytes(tmp_path, [])
+    header_size = len(frames)
+    sizes = [len(_capture_bytes(tmp_path, h)) - header_size for h in heaps]
+    writer = FifoWriter(tmp_path / "live", header_and_frames[:header_size])
+    try:
+        stream = PcapStream(pool)
+        stream.add_udp_pcap_file_reader(str(writer.path))
+        offset = header_size
+        received = []
+        for size in sizes:
+            writer.more.put(header_and_frames[offset : offset + size])
+            offset += size
+            received.append(_get_within(stream, 3))  # each heap as soon as it is written
+        assert received_indices(received) == list(range(len(heaps)))
+        # The end of the capture (the writer closes the FIFO) stops the stream.
+        writer.finish()
+        assert list(stream) == []
+    finally:
+        writer.finish()

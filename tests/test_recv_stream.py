@@ -466,3 +466,43 @@ async def test_ended_asyncio_stream_is_freed_without_the_cycle_collector(pool):
         assert core() is None
     finally:
         gc.enable()
+
+
+def test_awaiting_a_stream_whose_loop_has_closed_raises_at_once(pool):
+    """Created in one asyncio.run, awaited in a later one: heaps already queued, then an error."""
+    queue = spead2.InprocQueue()
+
+    async def make():
+        stream = spead2.recv.asyncio.Stream(pool)
+        stream.add_inproc_reader(queue)
+        for packet in spead2.send.PacketGenerator(make_group().get_heap(), 1, 1472):
+            queue.add_packet(packet)
+        deadline = time.monotonic() + 10
+        while stream.ringbuffer.size() == 0:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.005)
+        return stream
+
+    stream = asyncio.run(make())
+    for packet in spead2.send.PacketGenerator(make_group().get_heap(), 2, 1472):
+        queue.add_packet(packet)  # would need the closed loop to be received
+
+    async def consume():
+        heap = await asyncio.wait_for(stream.get(), 5)
+        assert heap.cnt == 1  # what had arrived is still delivered
+        with pytest.raises(RuntimeError, match="belongs to event loop .* which is closed"):
+            await asyncio.wait_for(stream.get(), 5)
+
+    asyncio.run(consume())
+    stream.stop()
+    with pytest.raises(spead2.Stopped):
+        stream.get_nowait()
+
+
+def test_blocking_get_on_a_stream_whose_pool_was_stopped_raises():
+    pool = spead2.ThreadPool()
+    stream = spead2.recv.Stream(pool)
+    stream.add_inproc_reader(spead2.InprocQueue())
+    pool.stop()
+    with pytest.raises(RuntimeError, match="which is closed"):
+        stream.get()  # no heap can ever arrive: it used to wait for ever

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import signal
 import socket
@@ -40,10 +41,12 @@ REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 30
 
 
-def run_script(body: str, *, interrupt_after_ready: bool = False) -> subprocess.CompletedProcess[str]:
+def run_script(
+    body: str, *, interrupt_after_ready: bool = False, args: list[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``body`` with our package importable; optionally SIGINT it once it prints 'ready'."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(body)],
+        [sys.executable, "-c", textwrap.dedent(body), *(args or [])],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -487,3 +490,194 @@ def test_exit_with_received_large_heaps_and_values_alive() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "exiting"
     assert_clean(result.stderr)
+
+
+
+# -- a stream that outlives its event loop ------------------------------------------------
+
+
+async def _connected_tcp_stream() -> tuple[spead2.recv.asyncio.Stream, socket.socket]:
+    """An asyncio stream on the running loop whose TCP reader has accepted a connection."""
+    stream = spead2.recv.asyncio.Stream(spead2.ThreadPool())
+    listener = socket.create_server(("127.0.0.1", 0))
+    address = listener.getsockname()
+    stream.add_tcp_reader(listener)
+    listener.close()
+    client = socket.create_connection(address)
+    deadline = time.monotonic() + TIMEOUT
+    # Accepted once the listening socket is gone (one connection per reader).
+    while _listening_on(address):
+        assert time.monotonic() < deadline, "the TCP reader never accepted the connection"
+        await asyncio.sleep(0.005)
+    return stream, client
+
+
+def _listening_on(address: tuple[str, int]) -> bool:
+    probe = socket.socket()
+    try:
+        probe.connect(address)
+    except ConnectionRefusedError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_stop_after_the_loop_closed_releases_every_reader_silently(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """stop() on a stream whose asyncio.run has returned: no error logged, nothing left open."""
+    async def make() -> tuple[spead2.recv.asyncio.Stream, socket.socket]:
+        stream, client = await _connected_tcp_stream()
+        # Every other kind of reader on the same stream, before the loop ends.
+        stream.add_udp_reader(0, bind_hostname="127.0.0.1")
+        stream.add_tcp_reader(0, bind_hostname="127.0.0.1")
+        stream.add_inproc_reader(spead2.InprocQueue())
+        return stream, client
+
+    gc.collect()
+    before = _open_sockets()
+    stream, client = asyncio.run(make())
+    assert _open_sockets() >= before + 4
+    caplog.set_level(logging.WARNING, logger="spead2")
+    caplog.clear()
+    stream.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    # The peer sees the end of the connection at once, not at garbage collection.
+    client.settimeout(TIMEOUT)
+    assert client.recv(1) == b""
+    client.close()
+    assert _open_sockets() <= before
+
+
+def _open_sockets() -> int:
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            pass
+    return sum(link.startswith("socket:") for link in links)
+
+
+@pytest.mark.timeout(120)
+def test_asyncio_run_ending_by_an_exception_with_a_live_tcp_reader_exits_quietly() -> None:
+    for _ in range(3):  # it used to print a traceback every time
+        result = run_script(
+            """
+        import asyncio, socket, time
+        import spead2, spead2.recv.asyncio
+
+        async def main():
+            global stream, client
+            stream = spead2.recv.asyncio.Stream(spead2.ThreadPool())
+            listener = socket.create_server(("127.0.0.1", 0))
+            stream.add_tcp_reader(listener)
+            client = socket.create_connection(listener.getsockname())
+            listener.close()
+            await asyncio.sleep(0.05)
+            raise ValueError("the user's own error")
+
+        asyncio.run(main())
+        """
+        )
+        assert result.returncode == 1
+        tracebacks = result.stderr.count("Traceback")
+        assert tracebacks == 1 and result.stderr.rstrip().endswith(
+            "ValueError: the user's own error"
+        ), result.stderr
+        assert "spead2" not in result.stderr and "Event loop is closed" not in result.stderr
+
+
+# -- a live capture (a FIFO whose writer stays silent) at exit -------------------------------
+
+
+LIVE_PCAP_RECEIVER = """
+    import os, sys, tempfile, threading
+    import spead2, spead2.recv, spead2.send
+    sys.path.insert(0, "tests")
+    from pcap_files import udp_frame, write_pcap
+
+    packets = list(spead2.send.PacketGenerator(
+        spead2.send.ItemGroup().get_start(), 1, 1472))
+    folder = tempfile.mkdtemp()
+    write_pcap(os.path.join(folder, "frames.pcap"), [udp_frame(p) for p in packets])
+    data = open(os.path.join(folder, "frames.pcap"), "rb").read()
+    fifo = os.path.join(folder, "live")
+    os.mkfifo(fifo)
+
+    def writer():  # like tcpdump with no traffic to capture: the FIFO stays open, silent
+        fd = os.open(fifo, os.O_WRONLY)
+        os.write(fd, data)
+        threading.Event().wait()
+    threading.Thread(target=writer, daemon=True).start()
+    stream = spead2.recv.Stream(spead2.ThreadPool())
+    stream.add_udp_pcap_file_reader(fifo)
+    stream.get()  # the start heap has arrived; the reader now waits on the FIFO
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("ending", ["exit", "stop-then-exit", "ctrl-c"])
+def test_exit_while_reading_a_silent_live_capture(ending: str) -> None:
+    body = {
+        "exit": 'print("exiting", flush=True)',
+        "stop-then-exit": 'stream.stop()\nprint("exiting", flush=True)',
+        "ctrl-c": 'print("ready", flush=True)\nstream.get()',
+    }[ending]
+    result = run_script(
+        LIVE_PCAP_RECEIVER + textwrap.indent(body, "    "),
+        interrupt_after_ready=ending == "ctrl-c",
+    )
+    if ending == "ctrl-c":
+        assert result.stderr.strip().splitlines()[-1] == "KeyboardInterrupt", result.stderr
+        assert result.stderr.count("Traceback") == 1, result.stderr
+        assert "Exception ignored" not in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "exiting"
+        assert_clean(result.stderr)
+
+
+# -- a user's daemon thread still sending at exit ---------------------------------------------
+
+
+DAEMON_SENDER = """
+    import socket, sys, threading, time
+    import numpy as np
+    import spead2, spead2.send
+
+    pool = spead2.ThreadPool()
+    if sys.argv[1] == "udp":
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        stream = spead2.send.UdpStream(pool, [rx.getsockname()])
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
+        def drain():
+            conn, _ = listener.accept()
+            while conn.recv(1 << 20):
+                pass
+        threading.Thread(target=drain, daemon=True).start()
+        stream = spead2.send.TcpStream(pool, [listener.getsockname()])
+    group = spead2.send.ItemGroup()
+    group.add_item(0x1000, "x", "", (4096,), dtype="u1", value=np.zeros(4096, np.uint8))
+    heap = group.get_heap()
+    def sender():
+        while True:
+            stream.send_heap(heap)
+    threading.Thread(target=sender, daemon=True).start()
+    time.sleep(0.05)
+    print("exiting", flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+def test_exit_while_a_daemon_thread_is_sending(kind: str) -> None:
+    for _ in range(4):  # it used to print an EBADF traceback in almost every run
+        result = run_script(DAEMON_SENDER, args=[kind])
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "exiting"
+        assert_clean(result.stderr)

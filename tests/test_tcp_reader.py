@@ -611,18 +611,20 @@ def test_framing_exercises_moves_and_growth():
     sink = FakeSink()
     protocol = make_protocol(sink, 65536, capacity=1024)
     buffers = set()
+    sizes = set()
     original = protocol.get_buffer
 
     def get_buffer(sizehint):
         view = original(sizehint)
         buffers.add(id(protocol._buffer))
+        sizes.add(len(protocol._buffer))
         return view
 
     protocol.get_buffer = get_buffer
     feed(protocol, b"".join(PACKETS), [333])
     assert sink.packets == PACKETS
     assert len(buffers) > 2  # partial packets were moved (and the buffer grown)
-    assert len(protocol._buffer) >= max(len(p) for p in PACKETS)
+    assert max(sizes) >= max(len(p) for p in PACKETS)
 
 
 class _NoTaskLoop:
@@ -685,3 +687,45 @@ def test_framing_huge_header_is_bounded():
     assert len(protocol._buffer) == 8 + 8 * 65535
     feed(protocol, PACKETS[0], [len(PACKETS[0])])
     assert sink.packets == [PACKETS[0]]
+
+
+def _header_announcing(payload_length: int) -> bytes:
+    """A 40-byte SPEAD-64-48 packet header (4 pointers) announcing ``payload_length`` bytes."""
+    immediate = 1 << 63
+    pointers = [
+        immediate | (0x01 << 48) | 1,  # HEAP_CNT
+        immediate | (0x02 << 48) | payload_length,  # HEAP_SIZE
+        immediate | (0x03 << 48) | 0,  # PAYLOAD_OFFSET
+        immediate | (0x04 << 48) | payload_length,  # PAYLOAD_LENGTH
+    ]
+    header = bytes([0x53, 0x04, 0x02, 0x06, 0, 0, 0, 4])
+    return header + b"".join(p.to_bytes(8, "big") for p in pointers)
+
+
+def test_framing_memory_follows_bytes_received_with_a_large_max_size():
+    """A header announcing a huge packet costs memory only as its bytes arrive."""
+    sink = FakeSink()
+    protocol = make_protocol(sink, 1 << 30, capacity=1024)
+    announced = 64 << 20
+    payload = bytes(range(256)) * (3 * 4096)  # 3 MiB of the 64 MiB announced
+    feed(protocol, _header_announcing(announced), [40])
+    protocol.get_buffer(-1)
+    assert len(protocol._buffer) == 1024  # not the 64 MiB the header asks for
+    received = 40
+    for chunk in range(0, len(payload), 100_000):
+        part = payload[chunk : chunk + 100_000]
+        feed(protocol, part, [65536])
+        received += len(part)
+        protocol.get_buffer(-1)
+        # At most about twice what arrived (growth by doubling), plus the read margin.
+        assert len(protocol._buffer) <= 2 * received + 1024 + 64
+    assert sink.packets == []
+    # The whole packet still comes out intact once it has all arrived.
+    sink2 = FakeSink()
+    protocol2 = make_protocol(sink2, 1 << 30, capacity=1024)
+    packet = _header_announcing(len(payload)) + payload
+    feed(protocol2, packet + PACKETS[0], [65536])
+    assert sink2.packets == [packet, PACKETS[0]]
+    # ... and the buffer goes back to its usual size once the large packet is consumed.
+    protocol2.get_buffer(-1)
+    assert len(protocol2._buffer) == 1024

@@ -417,3 +417,12 @@ def test_round_trip_through_recv_stream(pool):
     assert len(seen) == 5
     for i, values in enumerate(seen):
         np.testing.assert_array_equal(values, np.arange(20000) * i)
+
+
+def test_send_on_a_closed_stream_is_a_clear_error(pool, server):
+    """Its socket released under a sending thread: a library error, not EBADF from sendmsg."""
+    stream = TcpStream(pool, [server.endpoint])
+    stream.send_heap(make_heap(100))
+    transport_of(stream).close()
+    with pytest.raises(RuntimeError, match="send stream has been closed"):
+        stream.send_heap(make_heap(100))

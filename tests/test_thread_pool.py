@@ -7,6 +7,7 @@ import threading
 import pytest
 
 import spead2
+import spead2.recv
 from spead2._thread_pool import run_on_loop
 
 
@@ -83,3 +84,75 @@ def test_interpreter_exits_with_live_pool_and_stream():
 async def test_run_on_loop_inline_on_own_loop():
     loop = asyncio.get_running_loop()
     assert run_on_loop(loop, threading.get_ident) == threading.get_ident()
+
+
+def test_call_queued_as_the_loop_stops_fails_promptly():
+    """A call queued just after the loop stopped (a racing ThreadPool.stop) fails, never hangs."""
+    loop = asyncio.new_event_loop()
+    finished = threading.Event()
+
+    def run():
+        loop.run_forever()
+        finished.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    while not loop.is_running():
+        threading.Event().wait(0.001)
+    queue_call = loop.call_soon_threadsafe
+
+    def stop_first(callback, *args):
+        # The race, made certain: the loop stops between run_on_loop's check and the queueing.
+        queue_call(loop.stop)
+        assert finished.wait(10)
+        return queue_call(callback, *args)
+
+    loop.call_soon_threadsafe = stop_first
+    ran = []
+    outcome = []
+
+    def caller():
+        try:
+            run_on_loop(loop, lambda: ran.append(True))
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=caller, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "run_on_loop waited for ever on a stopped loop"
+    assert "stopped before the call could run" in str(outcome[0])
+    # Cancelled, not just abandoned: the loop running again does not run it behind the caller's back.
+    del loop.call_soon_threadsafe
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert ran == []
+
+
+@pytest.mark.timeout(120)
+def test_stream_calls_racing_pool_stop_never_hang():
+    """stop(), add_udp_reader() and start() from one thread while another stops the pool."""
+    hung = 0
+    for i in range(60):
+        pool = spead2.ThreadPool()
+        stream = spead2.recv.Stream(pool, spead2.recv.StreamConfig(explicit_start=True))
+        call = [
+            stream.stop,
+            lambda stream=stream: stream.add_udp_reader(0, bind_hostname="127.0.0.1"),
+            stream.start,
+        ][i % 3]
+
+        def guarded(call=call):
+            try:
+                call()
+            except RuntimeError as exc:  # the loop had stopped: a clear error is fine
+                assert "loop" in str(exc)
+
+        threads = [threading.Thread(target=pool.stop, daemon=True),
+                   threading.Thread(target=guarded, daemon=True)]
+        for thread in threads:
+            thread.start()
+        threads[1].join(10)
+        hung += threads[1].is_alive()
+        threads[0].join(10)
+    assert hung == 0

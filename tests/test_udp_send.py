@@ -721,3 +721,13 @@ def test_header_struct_sanity(pool, receiver):
     (n_items,) = struct.unpack_from(">H", packet, 6)
     pointers = [struct.unpack_from(">Q", packet, 8 + 8 * i)[0] for i in range(n_items)]
     assert 0x8000010000123456 in pointers
+
+
+def test_send_on_a_closed_stream_is_a_clear_error(pool, receiver):
+    """Its socket released under a sending thread: a library error, not EBADF from sendmsg."""
+    stream = UdpStream(pool, [receiver.endpoint])
+    heap = spead2.send.ItemGroup().get_start()
+    stream.send_heap(heap)
+    transport_of(stream).close()
+    with pytest.raises(RuntimeError, match="send stream has been closed"):
+        stream.send_heap(heap)

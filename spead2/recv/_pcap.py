@@ -34,6 +34,13 @@ class PcapReaders:
         consumer allows (nothing is dropped); the end of the file stops the
         stream.
 
+        ``filename`` may also be a live capture that has no end yet: a FIFO or
+        pipe written by ``tcpdump -U -w FIFO`` (or any file that is not a
+        regular file). Opening it waits until the writer has written the
+        capture's header; after that, frames are delivered as they arrive,
+        ``stop()`` returns at once and releases the FIFO whatever the writer
+        does, and the writer closing it ends the stream.
+
         Raises ``RuntimeError`` (with libpcap's message) if the file cannot be
         opened or the filter does not compile, and ``RuntimeError("pcap
         linktype is neither ethernet nor linux sll")`` for other link types.

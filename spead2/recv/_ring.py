@@ -114,6 +114,8 @@ class HeapRing:
         The wait is interruptible: Ctrl-C raises ``KeyboardInterrupt`` here.
         """
         with self._lock:
+            if not self._items and not self._stopped and self._producer_loop.is_closed():
+                raise RuntimeError(self._closed_loop_message())
             while not self._items and not self._stopped:
                 self._sync_waiters += 1
                 try:
@@ -130,6 +132,8 @@ class HeapRing:
                 item = self._pop_locked()
             elif not self._async_waiters and self._stopped:
                 raise Stopped(_STOPPED_MSG)
+            elif self._producer_loop.is_closed():
+                raise RuntimeError(self._closed_loop_message())
             else:
                 item = None
                 future: asyncio.Future[Any] = loop.create_future()
@@ -154,6 +158,14 @@ class HeapRing:
         return item
 
     # -- internals ----------------------------------------------------------------
+
+    def _closed_loop_message(self) -> str:
+        return (
+            f"this stream belongs to event loop {self._producer_loop!r}, which is closed: "
+            "its readers ran there, so no heap can arrive any more. An asyncio stream "
+            "created inside a running loop works on that loop only; create it inside "
+            "the loop that awaits it (or outside any running loop, to run it on its ThreadPool)"
+        )
 
     def _pop_locked(self) -> Any:
         if self._items:

@@ -377,7 +377,7 @@ class TimerSleeper:
 
 def own_transport(stream: object, transport: UdpTransport | TcpTransport) -> None:
     """Close ``transport`` (its socket) when ``stream`` is garbage collected."""
-    weakref.finalize(stream, transport.close)
+    _release_with(stream, transport.close)
 
 
 def precise_sleeper(stream: object) -> TimerSleeper | None:
@@ -385,8 +385,14 @@ def precise_sleeper(stream: object) -> TimerSleeper | None:
     if not TimerSleeper.available:
         return None
     sleeper = TimerSleeper()
-    weakref.finalize(stream, sleeper.close)
+    _release_with(stream, sleeper.close)
     return sleeper
+
+
+def _release_with(stream: object, close: Callable[[], None]) -> None:
+    # Not at interpreter exit: a user's daemon thread may still be sending on the
+    # stream then, and the process's exit releases the descriptor anyway.
+    weakref.finalize(stream, close).atexit = False
 
 
 class UdpStream(SyncStream):

@@ -7,6 +7,14 @@ reads are blocking file I/O) and feeds the UDP payloads to the stream on its
 loop, pausing while the ring is full: nothing is lost. The end of the file
 (or a read error) stops the stream.
 
+A live capture (a FIFO or pipe fed by ``tcpdump -w -``, or any file that is
+not a regular file) is supported: a relay thread copies it into a pipe of
+ours that libpcap reads, so stopping never waits for the writer (closing our
+end of the pipe ends libpcap's read at once), and a batch is handed over as
+soon as no more data is waiting, not when it is full. Worker and relay
+threads are daemons: a reader blocked on a silent capture never holds up
+interpreter exit.
+
 Frames that carry no UDP datagram, IP fragments (which cannot be reassembled
 one frame at a time), malformed frames and frames captured shorter than they
 were on the wire are skipped; each is counted in the stream's
@@ -17,10 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import logging
 import os
+import queue
+import select
+import stat
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .._log import log_limited, logger
@@ -182,6 +195,146 @@ def _as_path(filename: object) -> str:
     )
 
 
+#: Magic numbers of classic pcap files (µs and ns timestamps, either byte order).
+_PCAP_MAGICS = frozenset(
+    struct.pack(order + "I", magic) for order in "<>" for magic in (0xA1B2C3D4, 0xA1B23C4D)
+)
+_PCAPNG_SECTION_HEADER = b"\x0a\x0d\x0d\x0a"
+_PCAPNG_INTERFACE_DESCRIPTION = 1
+#: The relay's pipe: big enough for a whole preamble (see _LiveInput) and for batches.
+_PIPE_SIZE = 1 << 20
+_PREAMBLE_MAX = 60 * 1024  # within the smallest pipe size (64 KiB): written without a reader
+
+
+def _preamble_size(data: bytes | bytearray) -> int | None:
+    """How many leading bytes of a capture libpcap reads to open it (None: not all here yet).
+
+    A classic pcap file's 24-byte header; for pcapng, the blocks up to and
+    including the first interface description. For anything else, what is
+    there (libpcap reports it as not a capture file).
+    """
+    if len(data) < 4:
+        return None
+    if bytes(data[:4]) in _PCAP_MAGICS:
+        return 24 if len(data) >= 24 else None
+    if bytes(data[:4]) != _PCAPNG_SECTION_HEADER:
+        return len(data)
+    if len(data) < 12:
+        return None
+    order = "<" if bytes(data[8:12]) == struct.pack("<I", 0x1A2B3C4D) else ">"
+    offset = 0
+    while len(data) >= offset + 8:
+        block_type, length = struct.unpack_from(order + "II", data, offset)
+        if length < 12 or length % 4:
+            return len(data)  # malformed: libpcap says so
+        if len(data) < offset + length:
+            return None
+        offset += length
+        if block_type == _PCAPNG_INTERFACE_DESCRIPTION:
+            return offset
+    return None
+
+
+class _LiveInput:
+    """Relays a capture that may never end (FIFO, pipe, device) into a pipe libpcap reads.
+
+    libpcap's reads block; on a FIFO whose writer is silent they would block for
+    ever. The relay thread waits on the source *and* on a wake-up pipe, so
+    :meth:`close` ends it at once; it then closes the pipe's write end, and
+    libpcap's read returns end of file. Runs on a daemon thread.
+
+    libpcap holds the GIL while it opens a capture (its reads of frames release
+    it): the relay forwards the capture's preamble (:func:`_preamble_size`) in
+    one write before :meth:`wait_for_preamble` returns, so that opening never
+    waits for bytes the relay, needing the GIL, could not then forward.
+    """
+
+    def __init__(self, path: str) -> None:
+        # Blocks until a writer opens the FIFO, as libpcap's own open would.
+        self._source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.set_blocking(self._source, False)
+            self.read_fd, self._write_fd = os.pipe2(os.O_CLOEXEC)
+            self._wake_read, self._wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        except BaseException:
+            os.close(self._source)
+            raise
+        try:
+            fcntl.fcntl(self._write_fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        except (OSError, AttributeError):  # over the user's limit, or not Linux: the default
+            pass
+        self._lock = threading.Lock()
+        self._done = False
+        self._preamble = threading.Event()
+        threading.Thread(target=self._relay, name="spead2-pcap-relay", daemon=True).start()
+
+    def wait_for_preamble(self) -> None:
+        """Wait until libpcap can open the capture without blocking (or the source ended)."""
+        self._preamble.wait()
+
+    def _relay(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_read, select.POLLIN)
+        poller.register(self._source, select.POLLIN)
+        pending: bytearray | None = bytearray()
+        try:
+            while True:
+                events = dict(poller.poll())
+                if self._wake_read in events:
+                    return
+                size = 1 << 16 if pending is None else _PREAMBLE_MAX - len(pending)
+                try:
+                    data = os.read(self._source, size)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    return  # the writer closed: end of the capture
+                if pending is not None:
+                    pending += data
+                    if _preamble_size(pending) is None and len(pending) < _PREAMBLE_MAX:
+                        continue
+                    data, pending = bytes(pending), None
+                    os.write(self._write_fd, data)  # fits in the pipe: never blocks
+                    self._preamble.set()
+                    continue
+                os.write(self._write_fd, data)  # blocks while libpcap is behind: lossless
+        except OSError:  # libpcap's end closed (the capture was closed), or a read error
+            return
+        finally:
+            with self._lock:
+                self._done = True
+                if pending:  # the source ended within the preamble: libpcap reports it
+                    try:
+                        os.write(self._write_fd, pending)
+                    except OSError:
+                        pass
+                for fd in (self._write_fd, self._source, self._wake_read, self._wake_write):
+                    os.close(fd)
+            self._preamble.set()
+
+    def has_data(self) -> bool:
+        """Whether bytes are waiting in the pipe (libpcap may hold more, already read)."""
+        poller = select.poll()
+        poller.register(self.read_fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+    def close(self) -> None:
+        """Stop relaying: libpcap's read in progress (if any) returns end of file."""
+        with self._lock:
+            if not self._done:
+                try:
+                    os.write(self._wake_write, b"x")
+                except BlockingIOError:  # already woken
+                    pass
+
+    def release(self) -> None:
+        """Close our read end of the pipe (once libpcap has closed its own)."""
+        self.close()
+        fd, self.read_fd = self.read_fd, -1
+        if fd >= 0:
+            os.close(fd)  # a relay blocked writing to the pipe now fails, and ends
+
+
 class PcapHandoff:
     """An open capture on its way from the caller's thread to a reader on the stream's loop.
 
@@ -189,27 +342,34 @@ class PcapHandoff:
     stopped, or adding the reader failed), :meth:`discard` closes it.
     """
 
-    __slots__ = ("_pcap", "filename", "linktype")
+    __slots__ = ("_live", "_pcap", "filename", "linktype")
 
-    def __init__(self, pcap: Any, filename: str, linktype: int) -> None:
+    def __init__(self, pcap: Any, filename: str, linktype: int, live: _LiveInput | None) -> None:
         self._pcap: Any = pcap
+        self._live = live
         self.filename = filename
         self.linktype = linktype
 
-    def take(self) -> Any:
-        """Take ownership of the ``cypcap.Pcap`` (once)."""
+    def take(self) -> tuple[Any, _LiveInput | None]:
+        """Take ownership of the ``cypcap.Pcap`` and of its relay, if live (once)."""
         pcap = self._pcap
         if pcap is None:
             raise RuntimeError("pcap file already taken")
         self._pcap = None
-        return pcap
+        live, self._live = self._live, None
+        return pcap, live
 
     def discard(self) -> None:
         """Close the capture unless a reader took it."""
         pcap = self._pcap
         self._pcap = None
+        live, self._live = self._live, None
+        if live is not None:
+            live.close()
         if pcap is not None:
             pcap.close()
+        if live is not None:
+            live.release()
 
 
 def open_pcap_file(filename: object, filter: object = "") -> PcapHandoff:
@@ -230,12 +390,21 @@ def open_pcap_file(filename: object, filter: object = "") -> PcapHandoff:
 
     if "\0" in path:
         raise ValueError(f"filename must not contain NUL characters (got {path!r})")
+    live = _LiveInput(path) if _is_live(path) else None
+    opened = path if live is None else f"/dev/fd/{live.read_fd}"
     try:
-        pcap = cypcap.open_offline(os.fsencode(path))
+        if live is not None:
+            live.wait_for_preamble()
+        pcap = cypcap.open_offline(os.fsencode(opened))
     except cypcap.Error as exc:
-        raise RuntimeError(exc.msg) from None
+        _discard_live(live)
+        raise RuntimeError(exc.msg.replace(opened, path)) from None
     except UnicodeDecodeError:  # libpcap's message quoted a file name that is not UTF-8
+        _discard_live(live)
         raise RuntimeError(f"{path}: cannot open capture file") from None
+    except BaseException:
+        _discard_live(live)
+        raise
     try:
         # The filter is checked before the link type, as in the reference.
         if filter:
@@ -248,8 +417,23 @@ def open_pcap_file(filename: object, filter: object = "") -> PcapHandoff:
             raise RuntimeError(_LINKTYPE_ERROR)
     except BaseException:
         pcap.close()
+        _discard_live(live)
         raise
-    return PcapHandoff(pcap, path, linktype)
+    return PcapHandoff(pcap, path, linktype, live)
+
+
+def _is_live(path: str) -> bool:
+    """Whether ``path`` is a capture that may never end: a FIFO, pipe, socket or device."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False  # libpcap reports the error, in its words
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _discard_live(live: _LiveInput | None) -> None:
+    if live is not None:
+        live.release()
 
 
 class _Batch:
@@ -265,21 +449,48 @@ class _Batch:
         self.error: str | None = None
 
 
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+class _DaemonWorkers:
+    """Runs read jobs on daemon threads, started as needed and kept for later jobs.
+
+    Not the loop's default executor: the reader must learn when a read has
+    finished even if the loop has been closed meanwhile (to close the capture
+    safely), which concurrent futures tell and asyncio ones don't. Not a
+    ``ThreadPoolExecutor`` either: its threads are joined at interpreter exit,
+    and a read of a silent live capture must never hold up exit.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit[T](self, job: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # an idle thread will take this job
+        self._jobs.put((future, job))
+        if start:
+            threading.Thread(target=self._work, name="spead2-pcap", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, job = self._jobs.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(job())
+                except BaseException as exc:
+                    future.set_exception(exc)
+            del future, job
+            with self._lock:
+                self._idle += 1
 
 
-def _get_executor() -> concurrent.futures.ThreadPoolExecutor:
-    # Our own executor, not the loop's default: the reader must learn when a
-    # read has finished even if the loop has been closed meanwhile (to close
-    # the capture safely), which concurrent futures tell and asyncio ones don't.
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=4, thread_name_prefix="spead2-pcap"
-            )
-        return _executor
+_workers = _DaemonWorkers()
 
 
 class PcapReader(Reader):
@@ -293,7 +504,7 @@ class PcapReader(Reader):
         super().__init__(sink)
         self._filename = handoff.filename
         self._link = _LINK_HEADERS[handoff.linktype]
-        self._pcap: Any = handoff.take()
+        self._pcap, self._live = handoff.take()
         self._reading: concurrent.futures.Future[_Batch] | None = None
         # Skipped frames by reason (including "truncated"), for the final summary.
         self._skips = dict.fromkeys([*_REASONS.values(), "truncated"], 0)
@@ -306,6 +517,7 @@ class PcapReader(Reader):
         payloads = batch.payloads
         ethertype_at, network_at = self._link
         skips = self._skips
+        live = self._live
         size = 0
         try:
             for _ in range(READ_FRAMES):
@@ -332,7 +544,9 @@ class PcapReader(Reader):
                     continue
                 payloads.append(memoryview(frame)[bounds[0] : bounds[1]])
                 size += len(frame)
-                if size >= READ_BYTES:
+                if size >= READ_BYTES or (live is not None and not live.has_data()):
+                    # On a live capture, hand over what has arrived rather than
+                    # wait (maybe for ever) for a full batch.
                     break
         except Exception as exc:  # cypcap.Error for a damaged file
             batch.error = getattr(exc, "msg", None) or str(exc)
@@ -341,7 +555,8 @@ class PcapReader(Reader):
     # -- event loop -------------------------------------------------------------------
 
     def _submit(self) -> concurrent.futures.Future[_Batch]:
-        self._reading = _get_executor().submit(self._read_batch, self._pcap)
+        pcap = self._pcap
+        self._reading = _workers.submit(lambda: self._read_batch(pcap))
         return self._reading
 
     async def _run(self) -> None:
@@ -396,9 +611,18 @@ class PcapReader(Reader):
         if pcap is None:
             return
         self._pcap = None
+        live, self._live = self._live, None
+        if live is not None:
+            live.close()  # a read waiting on a silent live capture returns at once
+
+        def release() -> None:
+            pcap.close()
+            if live is not None:
+                live.release()
+
         reading = self._reading
         if reading is None or reading.done():
-            pcap.close()
+            release()
         else:
             # Never close the capture under the worker's feet.
-            reading.add_done_callback(lambda _: pcap.close())
+            reading.add_done_callback(lambda _: release())

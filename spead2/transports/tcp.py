@@ -122,7 +122,8 @@ class TcpReader(Reader):
         try:
             if self._accepting:
                 self._accepting = False
-                self.sink.loop.remove_reader(listener.fileno())
+                if not self.sink.loop.is_closed():
+                    self.sink.loop.remove_reader(listener.fileno())
         finally:
             listener.close()  # even when the loop is already closed
 
@@ -138,6 +139,7 @@ class TcpReader(Reader):
             return
         # Exactly one connection per reader: later ones are refused by the kernel.
         self._stop_accepting()
+        self._protocol.socket = conn
         self._task = self.sink.loop.create_task(self._run_connection(conn))
         self._task.add_done_callback(_report_crash)
 
@@ -177,6 +179,7 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         self._sink = reader.sink
         self._max_size = max_size
         self._min_read = min_read
+        self._capacity = capacity
         self._buffer = bytearray(capacity)
         self._view = memoryview(self._buffer)
         self._spare: bytearray | None = None
@@ -188,6 +191,9 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         self._paused = False
         self._waiter: asyncio.Task[None] | None = None
         self._transport: asyncio.Transport | None = None
+        #: The accepted connection (also owned by the transport once it exists):
+        #: closed directly if the loop is gone when the reader closes.
+        self.socket: socket.socket | None = None
 
     # -- asyncio callbacks ----------------------------------------------------------
 
@@ -200,6 +206,11 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         self._transport = tcp
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._end == 0 and len(self._buffer) > self._capacity:
+            # A large packet has been consumed: give its memory back.
+            self._buffer = bytearray(self._capacity)
+            self._view = memoryview(self._buffer)
+            self._spare = None
         if (
             len(self._buffer) - self._end < self._min_read
             or self._start + self._need > len(self._buffer)
@@ -302,10 +313,12 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         start = self._start
         end = self._end
         partial = end - start
-        capacity = max(len(self._buffer), self._need)
+        # Grow towards the size the packet needs (at most max_size, or a header's
+        # size, at most 512 KiB: larger packets are skipped, never buffered), but
+        # no more than double what has arrived of it: memory follows the bytes
+        # received, not what a header claims (copies stay linear overall).
+        capacity = max(len(self._buffer), min(self._need, 2 * partial + self._min_read))
         if capacity > len(self._buffer):
-            # Grows only up to max_size (or a header's size, at most 512 KiB):
-            # larger packets are skipped, never buffered.
             target = bytearray(capacity)
             self._spare = None
         else:
@@ -346,10 +359,19 @@ class _FramingProtocol(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         """Drop the connection (the reader is closing)."""
+        transport = self._transport
+        sock = self.socket
+        self._transport = None
+        self.socket = None
+        if self._sink.loop.is_closed():
+            # The stream outlived its loop (e.g. asyncio.run returned): nothing can
+            # run there any more, and abort() would schedule connection_lost on it
+            # and raise. Close the socket itself, so the peer sees the end at once.
+            if sock is not None:
+                sock.close()
+            return
         waiter = self._waiter
         if waiter is not None and waiter is not asyncio.current_task():
             waiter.cancel()
-        transport = self._transport
         if transport is not None:
-            self._transport = None
             transport.abort()

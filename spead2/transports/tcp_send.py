@@ -30,6 +30,7 @@ from .udp_send import (
     new_socket,
     resolve_endpoint,
     resolve_endpoint_async,
+    send_on_closed,
     set_send_buffer,
     wait_writable,
 )
@@ -176,7 +177,8 @@ class TcpTransport:
             wait_writable(self._fd)
 
     def close(self) -> None:
-        """Close the connection (idempotent) and drop anything unsent."""
+        """Close the connection (idempotent) and drop anything unsent; later sends raise."""
+        self._sendmsg = send_on_closed
         self._queue.close()
         self._sock.close()
 

@@ -22,7 +22,7 @@ import os
 import select
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ..protocols.packetizer import Packet
 from .udp import request_socket_buffer, runtime_error
@@ -293,6 +293,16 @@ class Backlog:
 # -- transports ----------------------------------------------------------------
 
 
+#: What a send on a released transport raises (a user's thread may still be sending
+#: on a stream that has been garbage collected or whose socket was closed under it).
+CLOSED_MESSAGE = "the send stream has been closed: its socket was released"
+
+
+def send_on_closed(*args: object) -> NoReturn:
+    """Stands in for a closed transport's ``sendmsg``: a clear error, not ``EBADF``."""
+    raise RuntimeError(CLOSED_MESSAGE)
+
+
 class UdpTransport:
     """Sends each packet as one datagram to the endpoint of its substream (blocking).
 
@@ -341,7 +351,8 @@ class UdpTransport:
     send_packet = send_packet_blocking
 
     def close(self) -> None:
-        """Close the socket (idempotent)."""
+        """Close the socket (idempotent); later sends raise ``RuntimeError``."""
+        self._sendmsg = send_on_closed
         self._sock.close()
 
 

@@ -44,7 +44,13 @@ def main() -> None:
     import logging
 
     logging.getLogger("spead2").setLevel(logging.CRITICAL)
-    atheris.Setup(sys.argv, target)
+    # libFuzzer re-runs its own command line through the shell in -merge=1 mode (run.py merges
+    # each run's new inputs into the committed corpus): make argv[0] a command that re-selects
+    # the target.
+    import shlex
+
+    command = shlex.join([sys.executable, os.path.abspath(__file__), name])
+    atheris.Setup([command, *sys.argv[1:]], target)
     atheris.Fuzz()
 
 
