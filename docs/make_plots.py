@@ -37,6 +37,8 @@ import os
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 COLUMNS = ("implementation", "packet_size", "lossless_rate_gbps")
@@ -48,15 +50,26 @@ HEADLINE_DATA = HERE / "_data" / "headline.csv"
 HEADLINE_OUTPUT = HERE / "_generated" / "headline.svg"
 
 
+def _csv_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line number, row)`` of a CSV file; ``ValueError`` if a column is missing."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+        for row in reader:
+            yield reader.line_num, row
+
+
+@dataclass(frozen=True)
 class Headline:
     """One workload of the headline table."""
 
-    def __init__(self, workload: str, unit: str, ours: float, reference: float, higher: bool):
-        self.workload = workload
-        self.unit = unit
-        self.ours = ours
-        self.reference = reference
-        self.higher_is_better = higher
+    workload: str
+    unit: str
+    ours: float
+    reference: float
+    higher_is_better: bool
 
     @property
     def ratio(self) -> float:
@@ -66,20 +79,15 @@ class Headline:
 def read_headline(path: Path = HEADLINE_DATA) -> list[Headline]:
     """The headline rows, in file order; ``ValueError`` naming the line for bad data."""
     rows = []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in HEADLINE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        for row in reader:
-            try:
-                ours, reference = float(row["ours"]), float(row["reference"])
-                if ours <= 0 or reference <= 0:
-                    raise ValueError("figures must be positive")
-                higher = {"yes": True, "no": False}[row["higher_is_better"].strip()]
-            except (TypeError, ValueError, KeyError) as exc:
-                raise ValueError(f"{path}:{reader.line_num}: {exc!r}") from None
-            rows.append(Headline(row["workload"].strip(), row["unit"].strip(), ours, reference, higher))
+    for line, row in _csv_rows(path, HEADLINE_COLUMNS):
+        try:
+            ours, reference = float(row["ours"]), float(row["reference"])
+            if ours <= 0 or reference <= 0:
+                raise ValueError("figures must be positive")
+            higher = {"yes": True, "no": False}[row["higher_is_better"].strip()]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{path}:{line}: {exc!r}") from None
+        rows.append(Headline(row["workload"].strip(), row["unit"].strip(), ours, reference, higher))
     return rows
 
 
@@ -158,18 +166,13 @@ def read_measurements(path: Path) -> dict[str, list[tuple[int, float]]]:
     value that is not a number, so a bad data file fails the docs build.
     """
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        for row in reader:
-            try:
-                size = int(row["packet_size"])
-                rate = float(row["lossless_rate_gbps"])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}:{reader.line_num}: {exc}") from None
-            series[row["implementation"].strip()].append((size, rate))
+    for line, row in _csv_rows(path, COLUMNS):
+        try:
+            size = int(row["packet_size"])
+            rate = float(row["lossless_rate_gbps"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{line}: {exc}") from None
+        series[row["implementation"].strip()].append((size, rate))
     return {name: sorted(points) for name, points in series.items()}
 
 

@@ -1,4 +1,4 @@
-"""What the web examples receive, and the demo values they can feed themselves with.
+"""What the web examples receive, their command line, and the demo values they can feed themselves with.
 
 Shared by ``web_service.py`` (aiohttp) and ``fastapi_service.py`` (FastAPI),
 which import it from this directory.
@@ -6,7 +6,9 @@ which import it from this directory.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
 import math
 
 import numpy as np
@@ -15,6 +17,19 @@ import spead2
 import spead2.recv.asyncio
 import spead2.send.asyncio
 from spead2.tools.live import LiveView
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    """The command line of both examples (and logging set up for them)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--spead-port", type=int, default=8888, help="UDP port to receive on [8888]")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to receive on [127.0.0.1]")
+    parser.add_argument("--http-host", default="127.0.0.1", help="address to serve on [127.0.0.1]")
+    parser.add_argument("--http-port", type=int, default=8080, help="HTTP port [8080]")
+    parser.add_argument("--demo", action="store_true", help="feed the service with demo heaps")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return args
 
 
 def make_stream(port: int, bind: str) -> spead2.recv.asyncio.Stream:

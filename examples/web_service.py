@@ -28,14 +28,13 @@ then open http://127.0.0.1:8080/ (needs aiohttp: ``pip install aiohttp``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from live_source import demo_sender, make_stream, receive
+from live_source import demo_sender, make_stream, parse_args, receive
 
 from spead2.tools.live import LiveView, static_file
 
@@ -123,14 +122,7 @@ def make_app(spead_port: int, bind: str = "127.0.0.1", demo: bool = False) -> we
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spead-port", type=int, default=8888, help="UDP port to receive on [8888]")
-    parser.add_argument("--bind", default="127.0.0.1", help="address to receive on [127.0.0.1]")
-    parser.add_argument("--http-host", default="127.0.0.1", help="address to serve on [127.0.0.1]")
-    parser.add_argument("--http-port", type=int, default=8080, help="HTTP port [8080]")
-    parser.add_argument("--demo", action="store_true", help="feed the service with demo heaps")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = parse_args(__doc__.splitlines()[0])
     app = make_app(args.spead_port, args.bind, args.demo)
     logging.info("live view on http://%s:%d/", args.http_host, args.http_port)
     # No access log: the page's event stream and API calls would flood it.
