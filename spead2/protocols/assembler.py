@@ -31,6 +31,9 @@ from collections import deque
 from collections.abc import Buffer, Callable
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from .flavour import Flavour
 from .heaps import Heap, HeapBase, IncompleteHeap
 from .live_heaps import MAX_RANGES, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
@@ -304,6 +307,19 @@ class HeapAssembler(LiveHeapMachine[_LiveHeap]):
                 payload[offset:end] = view[start:]  # the usual case, inline
             else:
                 heap.write(offset, plen, view[start:])
+
+    def _bulk_ready(self, heap: _LiveHeap, offset: int) -> bool:
+        # Out of order, a run continuing a packet held aside stays aside (see LOOKAHEAD_SLACK).
+        return offset <= len(heap.payload)
+
+    def _bulk_write(self, heap: _LiveHeap, offset: int, plen: int, rows: npt.NDArray[np.uint8]) -> None:
+        end = offset + len(rows) * plen
+        payload = heap.payload
+        if end > len(payload):
+            payload = heap.reserve(end, end if heap.ranges is None else heap.received)
+        target = np.frombuffer(payload, dtype=np.uint8)[offset:end].reshape(rows.shape)
+        target[...] = rows
+        del target  # it pins the bytearray's size
 
     def _insert(self, heap: _LiveHeap) -> None:
         evicted = self._table.insert(heap)

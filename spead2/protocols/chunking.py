@@ -33,6 +33,9 @@ from collections import deque
 from collections.abc import Buffer
 from typing import Any, Final, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from .constants import HEAP_CNT_ID, HEAP_LENGTH_ID, PAYLOAD_LENGTH_ID, PAYLOAD_OFFSET_ID
 from .live_heaps import IMMEDIATE, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
 from .packet import decode_packet
@@ -359,6 +362,24 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
                 slot.data[base : base + plen] = view[start:]
             if self._pp:
                 slot.present[heap.index + offset // self._pp] = 1
+
+    def _bulk_ready(self, heap: _ChunkHeap, offset: int) -> bool:
+        return self._held is None  # while blocked, packets queue in arrival order
+
+    def _bulk_write(self, heap: _ChunkHeap, offset: int, plen: int, rows: npt.NDArray[np.uint8]) -> None:
+        slot = heap.slot
+        if slot is None or not slot.live:
+            return
+        k = len(rows)
+        base = heap.base + offset
+        target = np.frombuffer(slot.data, dtype=np.uint8)[base : base + k * plen].reshape(rows.shape)
+        target[...] = rows
+        pp = self._pp
+        if pp:
+            present = slot.present
+            index = heap.index
+            for j in range(k):
+                present[index + (offset + j * plen) // pp] = 1
 
     def _new_heap(
         self, view: memoryview, decoded: tuple[Any, ...], placement: Placement | None

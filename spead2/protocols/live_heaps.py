@@ -20,12 +20,22 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Buffer, Iterator
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from .batch import PacketBatch, regular_runs, run_rows
 from .constants import CTRL_STREAM_STOP, STREAM_CTRL_ID
 from .report import Report
-from .stats import HEAPS, INCOMPLETE_HEAPS_EVICTED, INCOMPLETE_HEAPS_FLUSHED, StreamStatConfig
+from .stats import (
+    HEAPS,
+    INCOMPLETE_HEAPS_EVICTED,
+    INCOMPLETE_HEAPS_FLUSHED,
+    PACKETS,
+    StreamStatConfig,
+)
 
 __all__ = [
     "MAX_RANGES",
@@ -374,7 +384,97 @@ class LiveHeapMachine[H: LiveHeap]:
         heap.length = length  # an unsized heap learns its size
         return True
 
+    # -- batches ---------------------------------------------------------------------
+
+    def add_packet(self, data: Buffer) -> bool:
+        """Process one packet; False once the stream must stop (subclasses)."""
+        raise NotImplementedError
+
+    def add_batch(self, batch: PacketBatch) -> bool:
+        """Process a batch of packets in order; False once the stream must stop.
+
+        The same result as :meth:`add_packet` on each packet in turn, faster:
+        each run of regular packets continuing a live heap (see
+        :mod:`.batch`) is checked once and copied with one strided copy;
+        every other packet goes through :meth:`add_packet`.
+        """
+        found = regular_runs(batch)
+        if found is None:
+            add_packet = self.add_packet
+            for packet in batch:
+                if not add_packet(packet):
+                    return False
+            return True
+        runs, starts = found
+        add_packet = self.add_packet
+        table = self._table
+        stats = self._stats
+        view = batch.view
+        for run in runs:
+            first = run.first
+            last = run.last
+            plen = run.plen
+            if plen <= 0 or first == last:
+                # Irregular, alone, or nothing to gain.
+                for i in range(first, last + 1):
+                    if not add_packet(batch[i]):
+                        return False
+                continue
+            offset = run.offset
+            heap = table.get(run.cnt)
+            if heap is None:
+                # The heap's first packet goes the packet path, which creates the heap.
+                if not add_packet(batch[first]):
+                    return False
+                first += 1
+                offset += plen
+                heap = table.get(run.cnt)
+            ranges = heap.ranges if heap is not None else None
+            if (
+                heap is None
+                or first == last
+                or not self._bulk_ready(heap, offset)
+                or heap.hab != run.hab
+                or heap.length != run.length
+                or (heap.received if ranges is None else ranges.extent()) != offset
+                or (ranges is not None and not ranges.ends)
+            ):
+                for i in range(first, last + 1):  # whatever it is, the packet path says
+                    if not add_packet(batch[i]):
+                        return False
+                continue
+            k = last - first + 1
+            end = offset + k * plen
+            rows = run_rows(view, starts, first, last, plen)
+            if rows is None:
+                for i in range(first, last + 1):
+                    if not add_packet(batch[i]):
+                        return False
+                continue
+            stats[PACKETS] += k
+            if ranges is None:
+                heap.received = end
+            else:
+                ranges.ends[-1] = end
+                heap.received += k * plen
+            self._bulk_write(heap, offset, plen, rows)
+            if heap.received == heap.length and not heap.bad:
+                if addresses_fit(heap.pointers, heap.hab, heap.length):
+                    table.remove(heap)
+                    self._complete(heap)
+                else:
+                    heap.bad = True
+        return True
+
     # -- subclass hooks ----------------------------------------------------------------
+
+    def _bulk_ready(self, heap: H, offset: int) -> bool:
+        """Whether a run continuing ``heap`` at ``offset`` may bypass :meth:`add_packet` now."""
+        return True
+
+    def _bulk_write(self, heap: H, offset: int, plen: int, rows: npt.NDArray[np.uint8]) -> None:
+        """Put ``rows`` (``k`` payloads of ``plen`` bytes) at ``offset`` of ``heap``, back to back."""
+        raise NotImplementedError
 
     def _write(self, heap: H, offset: int, plen: int, view: memoryview, start: int) -> None:
         """Put the accepted payload ``view[start:]`` (``plen`` bytes) at ``offset`` of ``heap``."""

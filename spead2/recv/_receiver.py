@@ -18,6 +18,7 @@ from typing import Any
 from .._inproc import InprocQueue
 from .._log import logger
 from .._thread_pool import ThreadPool, run_on_loop
+from ..protocols.batch import PacketBatch
 from ..protocols.stats import BATCHES, MAX_BATCH, StreamStatConfig, StreamStats
 from ..transports.base import GO, PAUSE, STOP, PacketConsumer, Reader
 from ..transports.buffer import BufferReader
@@ -63,14 +64,19 @@ class ReceiverCore:
         Returns ``GO``, ``PAUSE`` (:meth:`ring_full`) or ``STOP`` (a packet
         ended the stream, which this has already stopped).
         """
-        add_packet = self.assembler.add_packet
-        n = 0
-        running = True
-        for packet in packets:
-            n += 1
-            if not add_packet(packet):
-                running = False
-                break
+        if type(packets) is PacketBatch:
+            # One buffer: the core's batch path (runs copied whole).
+            n = len(packets)
+            running = self.assembler.add_batch(packets)
+        else:
+            add_packet = self.assembler.add_packet
+            n = 0
+            running = True
+            for packet in packets:
+                n += 1
+                if not add_packet(packet):
+                    running = False
+                    break
         if n:
             stats = self.stats
             stats[BATCHES] += 1

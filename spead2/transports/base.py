@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Buffer, Sequence
 from typing import Final, Protocol
 
+from ..protocols.batch import PacketBatch
+
 #: Packets a reader hands to the core before publishing heaps and yielding the loop.
 BATCH_PACKETS = 64
 
@@ -44,6 +46,10 @@ class PacketConsumer(Protocol):
         """Process one packet; False once the stream must stop. Never raises for bad input."""
         ...
 
+    def add_batch(self, batch: PacketBatch) -> bool:
+        """Process the packets of ``batch`` in order, as :meth:`add_packet` would; False once stopped."""
+        ...
+
 
 class StreamSink(Protocol):
     """The stream side of a reader (implemented by the receive stream's core)."""
@@ -54,7 +60,9 @@ class StreamSink(Protocol):
         """Process a batch of packets, wake consumers once; :data:`GO`, :data:`PAUSE` or :data:`STOP`.
 
         Each packet is exactly one SPEAD packet; the buffers may be reused
-        as soon as this returns.
+        as soon as this returns. Readers whose packets lie in one buffer pass
+        a :class:`~spead2.protocols.batch.PacketBatch`, which takes the core's
+        vectorised path.
         """
         ...
 

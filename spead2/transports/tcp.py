@@ -24,6 +24,7 @@ import sys
 from typing import cast
 
 from .._log import log_limited, logger
+from ..protocols.batch import PacketBatch
 from ..protocols.packet import PacketError, packet_size
 from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
 from .udp import (
@@ -252,7 +253,8 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         end = self._end
         data = self._view[:end]  # packet_size measures what is available from len(data)
         need = 0
-        batch: list[memoryview] = []
+        starts: list[int] = []
+        sizes: list[int] = []
         verdict = GO
         if self._skip:
             k = min(self._skip, end - start)
@@ -288,12 +290,14 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             if size > end - start:
                 need = size
                 break
-            batch.append(data[start : start + size])
+            starts.append(start)
+            sizes.append(size)
             start += size
-            if len(batch) == BATCH_PACKETS:
+            if len(starts) == BATCH_PACKETS:
                 # The ring is looked at between batches (see docs/differences.md).
-                verdict = sink.feed(batch)
-                batch = []
+                verdict = sink.feed(PacketBatch(data, starts, sizes))
+                starts = []
+                sizes = []
                 if verdict != GO:
                     break
         if start >= end:
@@ -302,10 +306,9 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         self._start = start
         self._end = end
         self._need = need
-        if batch:
-            verdict = sink.feed(batch)
-        elif verdict == GO:
-            verdict = sink.feed(batch)  # nothing new: is the ring still full?
+        if starts or verdict == GO:
+            # (An empty batch asks whether the ring is still full.)
+            verdict = sink.feed(PacketBatch(data, starts, sizes))
         return verdict == PAUSE
 
     def _make_room(self) -> None:

@@ -27,6 +27,7 @@ import sys
 from typing import Any
 
 from .._log import log_limited, logger
+from ..protocols.batch import PacketBatch
 from ._recvmmsg import BatchReceiver, SingleReceiver, make_batch_receiver
 from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
 
@@ -380,7 +381,8 @@ class UdpReader(Reader):
             taken += received
             index = receiver.first
             start = 0
-            batch = []
+            starts = []
+            sizes = []
             for _ in range(received):
                 size = words[index]
                 index += stride
@@ -388,9 +390,10 @@ class UdpReader(Reader):
                     sink.count_invalid()
                     log_limited(_INFO, "udp-truncated", "dropped packet due to truncation")
                 else:
-                    batch.append(view[start : start + size])
+                    starts.append(start)
+                    sizes.append(size)
                 start += slot
-            verdict = sink.feed(batch)
+            verdict = sink.feed(PacketBatch(view, starts, sizes))
             if received < receiver.slots:
                 break  # the socket is drained
         if verdict == PAUSE and not self.closed:

@@ -1,0 +1,251 @@
+"""A batch of packets in one buffer, and the vectorised look at their headers.
+
+Readers hold packets in batches (recvmmsg slots, runs of a memory buffer, a
+TCP read buffer). A :class:`PacketBatch` names them as one buffer plus each
+packet's start and size, so the core can parse every header of the batch at
+once with numpy (:func:`regular_runs`) and copy each run of packets that
+continue one another with one strided copy. It is also a plain sequence of
+per-packet views, so anything that takes packets one at a time takes it too.
+
+Only *regular* packets are parsed here: exactly the four per-packet item
+pointers (HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET, PAYLOAD_LENGTH, in that
+order, as every spead2 sender writes all packets of a heap but the first),
+all of one flavour, passing every check of PROTOCOL.md §9.1. Everything else
+(other pointers, descriptors, stop items, other orders or flavours, anything
+malformed) is left to the per-packet path, which stays the definition of
+correct behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import overload
+
+import numpy as np
+import numpy.typing as npt
+
+from .constants import MAGIC, VERSION
+
+__all__ = ["PacketBatch", "Run", "regular_runs", "run_rows", "MIN_VECTOR_BATCH", "HEADER_SIZE"]
+
+#: Size of a regular packet's header and pointers; its payload starts here.
+HEADER_SIZE = 40
+#: Batches smaller than this are not worth parsing with numpy.
+MIN_VECTOR_BATCH = 8
+_IMMEDIATE = 1 << 63
+_ARANGE = np.arange(HEADER_SIZE, dtype=np.intp)
+_WORD_RANGE = np.arange(HEADER_SIZE // 8, dtype=np.intp)
+#: Per address width in bytes: ``word >> hab`` of immediate HEAP_CNT, HEAP_LENGTH,
+#: PAYLOAD_OFFSET and PAYLOAD_LENGTH.
+_FIELD_KEYS = [
+    np.array([(_IMMEDIATE >> (8 * w)) | k for k in range(1, 5)], dtype=np.uint64) if 0 < w < 8 else None
+    for w in range(9)
+]
+
+
+#: Packet starts or sizes: a list of ints or an integer array (arrays are cheaper to parse).
+Positions = Sequence[int] | npt.NDArray[np.intp]
+
+
+class PacketBatch(Sequence[memoryview]):
+    """Packets ``view[starts[i] : starts[i] + sizes[i]]`` of one byte buffer, in arrival order.
+
+    The packets must not overlap and must lie in the buffer in arrival order
+    (as every reader's do): the batch path relies on it to tell evenly spaced
+    packets cheaply.
+    """
+
+    __slots__ = ("view", "starts", "sizes")
+
+    def __init__(self, view: memoryview, starts: Positions, sizes: Positions) -> None:
+        if len(starts) != len(sizes):
+            raise ValueError(f"{len(starts)} starts but {len(sizes)} sizes")
+        self.view = view
+        self.starts = starts
+        self.sizes = sizes
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @overload
+    def __getitem__(self, index: int) -> memoryview: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[memoryview]: ...
+    def __getitem__(self, index: int | slice) -> memoryview | Sequence[memoryview]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        start = self.starts[index]
+        return self.view[start : start + self.sizes[index]]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        view = self.view
+        starts = self.starts
+        sizes = self.sizes
+        if isinstance(starts, np.ndarray):
+            starts = starts.tolist()  # Python ints slice faster than numpy scalars
+        if isinstance(sizes, np.ndarray):
+            sizes = sizes.tolist()
+        for start, size in zip(starts, sizes, strict=True):
+            yield view[start : start + size]
+
+
+class Run:
+    """Packets ``first`` to ``last`` (inclusive) of a batch, regular, continuing one another.
+
+    One heap ``cnt`` of ``length`` bytes and address width ``hab``; packet
+    ``first + k`` carries ``plen`` bytes at heap offset ``offset + k * plen``.
+    A single irregular packet is a run with ``plen = -1``.
+    """
+
+    __slots__ = ("first", "last", "cnt", "length", "offset", "plen", "hab")
+
+    def __init__(self, first: int, last: int, cnt: int, length: int, offset: int, plen: int, hab: int) -> None:
+        self.first = first
+        self.last = last
+        self.cnt = cnt
+        self.length = length
+        self.offset = offset
+        self.plen = plen
+        self.hab = hab
+
+
+def _words(view: memoryview, starts: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
+    """The first five big-endian 64-bit words of each packet: ``(n, 5)``."""
+    alignment = int(starts[0]) & 7
+    if ((starts & 7) == alignment).all():
+        # One alignment (back-to-back packets of sizes multiple of 8, or slots):
+        # gather whole words, not bytes.
+        words = np.frombuffer(view, dtype=">u8", count=(len(view) - alignment) // 8, offset=alignment)
+        return words[((starts - alignment) >> 3)[:, None] + _WORD_RANGE]
+    buffer = np.frombuffer(view, dtype=np.uint8)
+    return buffer[starts[:, None] + _ARANGE].view(">u8")
+
+
+def regular_runs(batch: PacketBatch) -> tuple[list[Run], npt.NDArray[np.intp]] | None:
+    """The batch cut into runs (see :class:`Run`) and its starts as an array.
+
+    ``None`` if the batch has no run worth copying whole. A run is a maximal
+    sequence of consecutive regular packets of one heap whose payloads are
+    contiguous and of equal length (the shorter last packet of a heap ends
+    its run).
+    """
+    n = len(batch)
+    view = batch.view
+    if n < MIN_VECTOR_BATCH:
+        return None
+    # Most batches of small heaps have no run at all (each packet its own
+    # heap, with more than the four per-packet pointers): a look at three
+    # packets' pointer counts saves parsing the batch.
+    some = batch.starts
+    if not any(view[int(some[i]) + 6 : int(some[i]) + 8] == b"\0\4" for i in (1, n // 2, n - 2)):
+        return None
+    starts = np.asarray(batch.starts, dtype=np.intp)
+    sizes = np.asarray(batch.sizes, dtype=np.intp)
+    if int(sizes.min()) < HEADER_SIZE:
+        return None  # tiny packets: leave the whole batch to the packet path
+    words = _words(view, starts)
+    header = words[:, 0]
+    address_width = (int(header[0]) >> 32) & 0xFF
+    if not 0 < address_width < 8:
+        return None
+    hab = 8 * address_width
+    expected_header = (
+        (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
+    )
+    keys = _FIELD_KEYS[address_width]
+    assert keys is not None
+    # Each pointer is an immediate of its field: ``word >> hab`` is exactly
+    # (immediate | field ID), so one shift and compare checks ID and mode.
+    shift = np.uint64(hab)
+    fields = words[:, 1:] >> shift
+    mask = np.uint64((1 << hab) - 1)
+    values = words[:, 1:] & mask
+    cnt = values[:, 0]
+    length = values[:, 1]
+    offset = values[:, 2]
+    plen = values[:, 3]
+    regular = (
+        ((header & np.uint64(0xFFFFFFFF0000FFFF)) == np.uint64(expected_header))
+        & (fields == keys).all(axis=1)
+        & (plen + np.uint64(HEADER_SIZE) == sizes.astype(np.uint64))
+        & (offset + plen <= length)
+    )
+    # Packet i continues packet i - 1's run.
+    continues = (
+        regular[1:] & regular[:-1]
+        & (cnt[1:] == cnt[:-1])
+        & (plen[1:] == plen[:-1])
+        & (offset[1:] == offset[:-1] + plen[:-1])
+    )
+    breaks = np.flatnonzero(~continues) + 1
+    if len(breaks) > n // 2:
+        return None  # hardly any runs: the packet path is as good
+    firsts = [0, *breaks.tolist()]
+    lasts = [b - 1 for b in firsts[1:]] + [n - 1]
+    regular_list = regular[firsts].tolist()
+    heads = values[firsts].tolist()
+    runs = [
+        Run(first, last, head[0], head[1], head[2], head[3] if regular_list[i] else -1, hab)
+        for i, (first, last, head) in enumerate(zip(firsts, lasts, heads, strict=True))
+    ]
+    return runs, starts
+
+
+def run_rows(
+    view: memoryview, starts: npt.NDArray[np.intp], first: int, last: int, plen: int
+) -> npt.NDArray[np.uint8] | None:
+    """The payloads of packets ``first..last`` of a batch as a ``(k, plen)`` array view.
+
+    ``None`` when the packets are not equally spaced in the buffer (the
+    caller then copies them one by one).
+    """
+    k = last - first + 1
+    start = int(starts[first])
+    size = HEADER_SIZE + plen
+    if k == 1:
+        stride = size
+    else:
+        stride = int(starts[first + 1]) - start
+        # Packets never overlap, so a span of exactly (k - 1) packet sizes
+        # means back to back; otherwise look at every gap.
+        if int(starts[last]) - start != (k - 1) * size and not (
+            np.diff(starts[first : last + 1]) == stride
+        ).all():
+            return None
+    return np.ndarray(
+        (k, plen), dtype=np.uint8, buffer=view, offset=start + HEADER_SIZE, strides=(stride, 1)
+    )
+
+
+def same_size_packets(view: memoryview, offset: int, size: int, count: int) -> int:
+    """How many of the ``count`` places ``offset + j * size`` hold a regular packet of exactly ``size`` bytes.
+
+    Consecutive from ``j = 0``: framing a byte stream of equal packets
+    without measuring them one by one. A packet counts when its header is
+    SPEAD-64-* with exactly four item pointers, the fourth an immediate
+    PAYLOAD_LENGTH of ``size - 40`` (what :func:`.packet.packet_size` reads
+    for such a packet) and the packet ends within ``view``.
+    """
+    count = min(count, (len(view) - offset) // size) if size >= HEADER_SIZE else 0
+    if count <= 0:
+        return 0
+    buffer = np.frombuffer(view, dtype=np.uint8)
+    places = offset + size * np.arange(count, dtype=np.intp)
+    first = buffer[offset : offset + 8].view(">u8")[0]
+    address_width = int(buffer[offset + 3])
+    if not 0 < address_width < 8:
+        return 0
+    hab = 8 * address_width
+    expected_header = (
+        (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
+    )
+    if (int(first) & 0xFFFFFFFF0000FFFF) != expected_header:
+        return 0
+    headers = buffer[places[:, None] + np.arange(8, dtype=np.intp)].view(">u8")[:, 0]
+    lasts = buffer[places[:, None] + np.arange(32, 40, dtype=np.intp)].view(">u8")[:, 0]
+    plen_word = (((_IMMEDIATE >> hab) | 4) << hab) | (size - HEADER_SIZE)
+    good = ((headers & np.uint64(0xFFFFFFFF0000FFFF)) == np.uint64(expected_header)) & (
+        lasts == np.uint64(plen_word)
+    )
+    bad = np.flatnonzero(~good)
+    return int(bad[0]) if len(bad) else count

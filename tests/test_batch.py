@@ -1,0 +1,326 @@
+"""The batch path (spead2/protocols/batch.py, LiveHeapMachine.add_batch) against the packet path.
+
+The packet path (``add_packet``, one packet at a time) defines correct
+behaviour; ``add_batch`` must give identical heaps, identical incomplete
+heaps, identical chunk contents and identical statistics for any stream:
+flavours, packet sizes, loss, reordering, duplication, interleaved heaps,
+substreams, stop items and hostile packets, cut into batches anywhere.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spead2.protocols.assembler import HeapAssembler, stream_stat_configs
+from spead2.protocols.batch import (
+    MIN_VECTOR_BATCH,
+    PacketBatch,
+    regular_runs,
+    run_rows,
+    same_size_packets,
+)
+from spead2.protocols.chunking import ChunkPlacer, chunk_stream_stat_configs
+from spead2.protocols.heaps import Heap, IncompleteHeap
+from spead2.recv._config import RingStreamConfig, StreamConfig
+
+IMM = 1 << 63
+STOP_ID = 6
+ITEM = 0x1000
+
+
+def imm(item_id, value, hab):
+    return IMM | (item_id << hab) | value
+
+
+def addr(item_id, address, hab):
+    return (item_id << hab) | address
+
+
+def packet(cnt, heap_length, offset, payload, extra=(), hab=40):
+    pointers = [imm(1, cnt, hab)]
+    if heap_length is not None:
+        pointers.append(imm(2, heap_length, hab))
+    pointers += [imm(3, offset, hab), imm(4, len(payload), hab), *extra]
+    header = struct.pack(">HBBxxH", 0x5304, (64 - hab) // 8, hab // 8, len(pointers))
+    return header + struct.pack(f">{len(pointers)}Q", *pointers) + bytes(payload)
+
+
+def heap_packets(cnt, size, packet_payload, hab, first_extra, sized=True):
+    payload = bytes((cnt * 7 + i) % 251 for i in range(size))
+    return [
+        packet(
+            cnt, size if sized else None, off, payload[off : off + packet_payload],
+            first_extra if off == 0 else (), hab,
+        )
+        for off in range(0, max(size, 1), packet_payload)
+    ]
+
+
+@st.composite
+def streams(draw):
+    """A list of packets: interleaved heaps, then loss, duplication, reordering and junk."""
+    n_heaps = draw(st.integers(1, 6))
+    hab = draw(st.sampled_from([40, 48]))
+    packet_payload = draw(st.sampled_from([8, 24, 64]))
+    heaps = []
+    for i in range(n_heaps):
+        size = draw(st.integers(0, 12)) * packet_payload + draw(st.sampled_from([0, 0, 5]))
+        extra = draw(st.sampled_from([(), (addr(ITEM, 0, hab),), (addr(ITEM, 0, hab), imm(ITEM + 1, 3, hab))]))
+        heap_hab = hab if draw(st.integers(0, 9)) else 88 - hab  # sometimes another flavour
+        sized = draw(st.integers(0, 9)) > 0
+        heaps.append(heap_packets(i + 1, size, packet_payload, heap_hab, extra, sized))
+    # Interleave: take from the heaps in a drawn order, a drawn number of packets at a time.
+    packets = []
+    cursors = [0] * n_heaps
+    while any(c < len(h) for c, h in zip(cursors, heaps, strict=True)):
+        i = draw(st.integers(0, n_heaps - 1))
+        if cursors[i] >= len(heaps[i]):
+            continue
+        take = draw(st.integers(1, 8))
+        packets += heaps[i][cursors[i] : cursors[i] + take]
+        cursors[i] += take
+    # Perturb.
+    for _ in range(draw(st.integers(0, 6))):
+        if not packets:
+            break
+        kind = draw(st.sampled_from(["drop", "dup", "swap", "junk", "short", "stop", "wrong-length"]))
+        at = draw(st.integers(0, len(packets) - 1))
+        if kind == "drop":
+            del packets[at]
+        elif kind == "dup":
+            packets.insert(at, packets[at])
+        elif kind == "swap" and at + 1 < len(packets):
+            packets[at], packets[at + 1] = packets[at + 1], packets[at]
+        elif kind == "junk":
+            packets.insert(at, draw(st.binary(min_size=40, max_size=80)))
+        elif kind == "short":
+            packets.insert(at, packets[at][: draw(st.integers(0, len(packets[at])))])
+        elif kind == "stop":
+            packets.insert(at, packet(99, 0, 0, b"", (imm(STOP_ID, 2, hab),), hab))
+        else:  # a regular-looking packet whose HEAP_LENGTH disagrees with its heap
+            packets.insert(at, packet(1, 10_000, 0, b"x" * packet_payload, (), hab))
+    return [p for p in packets if p]
+
+
+configs = st.fixed_dictionaries({
+    "max_heaps": st.integers(1, 4),
+    "substreams": st.integers(1, 3),
+    "allow_out_of_order": st.booleans(),
+    "allow_unsized_heaps": st.booleans(),
+})
+
+
+def cut(packets, cuts):
+    """The packets as one buffer, cut into PacketBatches at the drawn sizes."""
+    data = b"".join(packets)
+    view = memoryview(data)
+    starts = np.cumsum([0] + [len(p) for p in packets[:-1]]).astype(np.intp)
+    sizes = np.array([len(p) for p in packets], dtype=np.intp)
+    batches = []
+    i = 0
+    k = 0
+    while i < len(packets):
+        n = cuts[k % len(cuts)]
+        k += 1
+        as_list = k % 3 == 0  # lists as well as arrays
+        s, z = starts[i : i + n], sizes[i : i + n]
+        batches.append(PacketBatch(view, s.tolist() if as_list else s, z.tolist() if as_list else z))
+        i += n
+    return batches
+
+
+def heap_record(heap):
+    kind = type(heap).__name__
+    common = (kind, heap.cnt, heap.flavour.heap_address_bits, list(heap._raw_pointers))
+    if isinstance(heap, Heap):
+        return (*common, bytes(heap.payload))
+    assert isinstance(heap, IncompleteHeap)
+    return (*common, heap.heap_length, heap.received_length, heap.payload_ranges)
+
+
+def run_assembler(config_args, packets, batches):
+    config = StreamConfig(**config_args)
+    ring = RingStreamConfig(contiguous_only=False, incomplete_keep_payload_ranges=True)
+    stats = [0] * len(stream_stat_configs(config))
+    out = []
+    asm = HeapAssembler(config, ring, out.append, stats)
+    if batches is None:
+        for p in packets:
+            if not asm.add_packet(p):
+                break
+    else:
+        for batch in batches:
+            if not asm.add_batch(batch):
+                break
+    asm.flush(True)
+    return [heap_record(h) for h in out], stats
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    packets=streams(),
+    config_args=configs,
+    cuts=st.lists(st.integers(1, 40), min_size=1, max_size=5),
+)
+def test_assembler_batch_path_matches_packet_path(packets, config_args, cuts):
+    expected = run_assembler(config_args, packets, None)
+    assert run_assembler(config_args, packets, cut(packets, cuts)) == expected
+
+
+class _Chunk:
+    def __init__(self, chunk_id):
+        self.chunk_id = chunk_id
+        self.data = bytearray(4 * 1024)
+        self.present = bytearray(4 * 64)
+        self.extra = None
+
+
+class _Source:
+    def __init__(self):
+        self.chunks = {}
+        self.released = []
+
+    def acquire(self, chunk_id):
+        chunk = self.chunks[chunk_id] = _Chunk(chunk_id)
+        return chunk
+
+    def release(self, tail):
+        self.released.append(tail)
+
+
+class _Place:
+    """Heap cnt -> chunk cnt // 4, slot cnt % 4 (1 KiB each); cnt 3 is rejected."""
+
+    extra = memoryview(bytearray(0))
+
+    def __init__(self, pp):
+        self.pp = pp
+
+    def __call__(self, packet, items):
+        cnt = items[0]
+        if cnt == 3:
+            return (-1, 0, 0, 0, 0)
+        per_heap = 1024 // self.pp if self.pp else 1
+        return (cnt // 4, (cnt % 4) * per_heap, (cnt % 4) * 1024, 0, 0)
+
+    def take_stats(self):
+        return None
+
+
+class _ChunkConfig:
+    def __init__(self, pp):
+        self.items = [0x1]
+        self.max_chunks = 2
+        self.max_heap_extra = 0
+        self.packet_presence_payload_size = pp
+
+
+def run_placer(config_args, pp, packets, batches):
+    config = StreamConfig(**{**config_args, "allow_unsized_heaps": False})
+    stats = [0] * len(chunk_stream_stat_configs(config))
+    source = _Source()
+    placer = ChunkPlacer(config, _ChunkConfig(pp), _Place(pp), source, stats)
+    if batches is None:
+        for p in packets:
+            if not placer.add_packet(p):
+                break
+    else:
+        for batch in batches:
+            if not placer.add_batch(batch):
+                break
+    placer.stop()
+    chunks = {i: (bytes(c.data), bytes(c.present)) for i, c in source.chunks.items()}
+    return chunks, source.released, stats
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    packets=streams(),
+    config_args=configs,
+    pp=st.sampled_from([0, 8]),
+    cuts=st.lists(st.integers(1, 40), min_size=1, max_size=5),
+)
+def test_placer_batch_path_matches_packet_path(packets, config_args, pp, cuts):
+    expected = run_placer(config_args, pp, packets, None)
+    assert run_placer(config_args, pp, packets, cut(packets, cuts)) == expected
+
+
+# -- the pieces ----------------------------------------------------------------------------
+
+
+def test_runs_found_and_copied_whole():
+    packets = heap_packets(5, 64 * 20 + 5, 64, 40, (addr(ITEM, 0, 40),))
+    [batch] = cut(packets, [len(packets)])
+    found = regular_runs(batch)
+    assert found is not None
+    runs, starts = found
+    # The first packet (more pointers) alone, the 19 equal ones, the short last one.
+    assert [(r.first, r.last, r.plen) for r in runs] == [(0, 0, -1), (1, 19, 64), (20, 20, 5)]
+    assert runs[1].offset == 64 and runs[1].cnt == 5 and runs[1].length == 64 * 20 + 5
+    rows = run_rows(batch.view, starts, 1, 19, 64)
+    assert rows is not None
+    assert rows.tobytes() == b"".join(p[40:] for p in packets[1:20])
+
+
+def test_small_or_runless_batches_left_to_the_packet_path():
+    packets = heap_packets(5, 64 * 20, 64, 40, ())
+    [batch] = cut(packets[: MIN_VECTOR_BATCH - 1], [100])
+    assert regular_runs(batch) is None
+    singles = [packet(cnt, 8, 0, b"abcdefgh", (), 40) for cnt in range(20)]
+    [batch] = cut(singles, [100])
+    assert regular_runs(batch) is None
+
+
+def test_uneven_spacing_is_not_one_strided_copy():
+    packets = heap_packets(5, 64 * 10, 64, 40, ())
+    data = bytearray()
+    starts = []
+    for i, p in enumerate(packets):
+        data += b"\0" * (i % 3)  # gaps of 0, 1, 2 bytes
+        starts.append(len(data))
+        data += p
+    starts_array = np.array(starts, dtype=np.intp)
+    assert run_rows(memoryview(data), starts_array, 0, 9, 64) is None
+    batch = PacketBatch(memoryview(bytes(data)), starts, [len(p) for p in packets])
+    assert [bytes(p) for p in batch] == packets
+    assert [bytes(p) for p in batch[2:4]] == packets[2:4]
+
+
+def test_same_size_packets_counts_until_the_first_other():
+    packets = heap_packets(5, 64 * 10 + 3, 64, 40, (addr(ITEM, 0, 40),))
+    data = memoryview(b"".join(packets))
+    size = len(packets[1])
+    # Packet 0 is larger (more pointers); packets 1-9 are equal; packet 10 is short.
+    assert same_size_packets(data, len(packets[0]), size, 100) == 9
+    assert same_size_packets(data, len(packets[0]), size, 4) == 4
+    assert same_size_packets(data, 0, len(packets[0]), 5) == 0  # not a four-pointer packet
+    assert same_size_packets(data[: len(packets[0]) + 3 * size + 10], len(packets[0]), size, 100) == 3
+
+
+def test_batch_length_mismatch_rejected():
+    with pytest.raises(ValueError, match="starts"):
+        PacketBatch(memoryview(b""), [0, 1], [1])
+
+
+def test_run_continuing_a_packet_held_aside_stays_aside():
+    """Out of order, a packet far ahead is held aside; a run continuing it must not stretch the buffer."""
+    config = StreamConfig(allow_out_of_order=True)
+    stats = [0] * len(stream_stat_configs(config))
+    asm = HeapAssembler(config, RingStreamConfig(), lambda heap: None, stats)
+    length = 64 << 20
+    far = 32 << 20
+    packets = [
+        packet(1, length, 0, b"a" * 64),
+        packet(1, length, far, b"b" * 64, (imm(ITEM + 1, 3, 40),)),  # alone: more pointers
+    ] + [packet(1, length, far + 64 * i, b"b" * 64) for i in range(1, 40)]  # a run continuing it
+    [batch] = cut(packets, [len(packets)])
+    assert asm.add_batch(batch)
+    [heap] = asm._table.heaps()
+    assert heap.received == 64 * 41
+    assert len(heap.pending) == 40
+    assert len(heap.payload) < 1 << 20
