@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tool_helpers import (
@@ -213,3 +214,20 @@ def test_missing_pcap_support_says_how_to_get_it(tmp_path) -> None:
                                     "cypcap package")
     assert "pip install 'aiospead2[pcap]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_capture_write_error_is_one_plain_line() -> None:
+    port = free_port()
+    capturer = start(tool_command("capture", "-c", "1", "/dev/full", f"127.0.0.1:{port}"))
+    try:
+        wait_bound(capturer, port)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.sendto(b"x" * 100, ("127.0.0.1", port))
+        out, err = capturer.communicate(timeout=60)
+    finally:
+        stop_process(capturer)
+    assert capturer.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        "spead2_capture: error writing /dev/full: No space left on device"
+    )

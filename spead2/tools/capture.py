@@ -340,7 +340,10 @@ async def async_main(args: argparse.Namespace) -> int:
     print(f"dropped_by_kernel: {kernel_drops if kernel_drops is not None else 'unknown'}")
     print(f"dropped_by_writer: {capture.dropped_by_writer}")
     if writer.error is not None:
-        print(f"{args.prog}: error writing {args.output}: {writer.error}", file=sys.stderr)
+        print(
+            f"{args.prog}: error writing {args.output}: {_options.error_message(writer.error)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
