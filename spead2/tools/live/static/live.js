@@ -330,9 +330,14 @@ function drawSparkline(canvas, history, now, span) {
   const points = history.filter(p => p[1] != null && p[0] > now - span);
   if (!points.length) return;
   const [low, high] = extent([points.map(p => p[1])], [0, 1]);
+  // The range's ends are labelled on the left; the line keeps clear of them.
+  const labels = [short(high), short(low)];
+  const left = Math.max(...labels.map(text => ctx.measureText(text).width)) + 8;
   const pad = 4;
-  const px = t => pad + (t - (now - span)) / span * (width - 2 * pad);
+  const px = t => left + (t - (now - span)) / span * (width - left - pad);
   const py = v => height - pad - (v - low) / (high - low) * (height - 2 * pad);
+  ctx.strokeStyle = THEME.grid;
+  ctx.beginPath(); ctx.moveTo(left - 3.5, pad); ctx.lineTo(left - 3.5, height - pad); ctx.stroke();
   ctx.strokeStyle = THEME.line;
   ctx.lineWidth = 1.5;
   ctx.beginPath();
@@ -342,11 +347,11 @@ function drawSparkline(canvas, history, now, span) {
   ctx.fillStyle = THEME.line;
   ctx.beginPath(); ctx.arc(px(t), py(v), 3, 0, 2 * Math.PI); ctx.fill();
   ctx.fillStyle = THEME.label;
-  ctx.textAlign = "left";
+  ctx.textAlign = "right";
   ctx.textBaseline = "top";
-  ctx.fillText(short(high), pad, 0);
+  ctx.fillText(labels[0], left - 7, 0);
   ctx.textBaseline = "bottom";
-  ctx.fillText(short(low), pad, height);
+  ctx.fillText(labels[1], left - 7, height);
 }
 
 // ---- the page -------------------------------------------------------------------------------
