@@ -15,7 +15,8 @@ ours/reference, and marks the issue's targets met or missed. ``--quick``
 (tiny sizes, one repeat, a coarse bisection) finishes in well under a minute.
 
 Workloads: ``decode-large`` (1, 7a), ``decode-small`` (2), ``encode`` (3),
-``asyncio`` (4), ``udp-recv`` (5, 7b), ``udp-send`` (6); numbers work too.
+``asyncio`` (4), ``udp-recv`` (5, 7b), ``udp-send`` (6), ``chunks`` (8); numbers
+work too.
 Progress goes to stderr, the table to stdout.
 """
 
@@ -48,6 +49,7 @@ WORKLOADS = {
     "asyncio": ("recv_asyncio", "4"),
     "udp-recv": ("udp_recv", "5"),
     "udp-send": ("udp_send", "6"),
+    "chunks": ("recv_chunks", "8"),
 }
 #: The environment variable naming the reference's interpreter.
 REFERENCE_ENV = "SPEAD2_REFERENCE_PYTHON"
@@ -68,7 +70,7 @@ def select_workloads(names: list[str] | None) -> list[str]:
                 chosen.add(by_number[part])
             else:
                 raise SystemExit(f"unknown workload {part!r}: choose from "
-                                 f"{', '.join(WORKLOADS)} (or 1-6)")
+                                 f"{', '.join(WORKLOADS)} (or 1-6, 8)")
     return [name for name in WORKLOADS if name in chosen]
 
 
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, one repeat, coarse bisection (under a minute)")
     parser.add_argument("--workloads", nargs="+", metavar="NAME",
-                        help=f"subset to run: {', '.join(WORKLOADS)} (or numbers 1-6)")
+                        help=f"subset to run: {', '.join(WORKLOADS)} (or numbers 1-6, 8)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="worker runs per implementation and figure (default 3, quick 1)")
     parser.add_argument("--in-process", action="store_true",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Buffer
+from collections.abc import Buffer, Callable
 
 from ._errors import Stopped
 
@@ -28,6 +28,9 @@ class InprocQueue:
         self._lock = threading.Lock()
         self._stopped = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Called (from the sender's thread) at the next packet or stop: readers
+        # driven by a blocking consumer instead of their event loop wait with these.
+        self._callbacks: list[Callable[[], None]] = []
 
     def add_packet(self, packet: Buffer) -> None:
         """Append a copy of ``packet`` (any bytes-like object).
@@ -42,17 +45,24 @@ class InprocQueue:
                 raise Stopped("ring buffer has been stopped")
             self._packets.append(data)
             waiters = self._waiters
-            if not waiters:
+            callbacks = self._callbacks
+            if not waiters and not callbacks:
                 return
             self._waiters = []
+            self._callbacks = []
         self._wake(waiters)
+        for callback in callbacks:
+            callback()
 
     def stop(self) -> None:
         """Mark the end of the stream; readers stop once they have drained the queue."""
         with self._lock:
             self._stopped = True
             waiters, self._waiters = self._waiters, []
+            callbacks, self._callbacks = self._callbacks, []
         self._wake(waiters)
+        for callback in callbacks:
+            callback()
 
     @staticmethod
     def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
@@ -69,6 +79,15 @@ class InprocQueue:
             n = min(limit, len(packets))
             batch = [packets.popleft() for _ in range(n)]
             return batch, self._stopped and not packets
+
+    def _ready_or_call(self, callback: Callable[[], None]) -> bool:
+        """True if packets are queued or the queue stopped; else ``callback`` is called when either happens."""
+        with self._lock:
+            if self._packets or self._stopped:
+                return True
+            if callback not in self._callbacks:
+                self._callbacks.append(callback)
+            return False
 
     def _wait(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         """A future on ``loop`` that resolves when packets arrive or the queue stops."""

@@ -16,6 +16,9 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._log import logger
+from .protocols.arguments import fitting_int
+
 try:
     import uvloop
 
@@ -43,7 +46,11 @@ class _LoopThread:
 
     def _run(self, ready: threading.Event) -> None:
         if self._core is not None:
-            ThreadPool.set_affinity(self._core)
+            try:
+                ThreadPool.set_affinity(self._core)
+            except (OSError, ValueError, NotImplementedError) as exc:
+                # As the reference: a core that cannot be used is not fatal.
+                logger.warning("could not pin %s to CPU %d: %s", self.thread.name, self._core, exc)
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(ready.set)
         try:
@@ -77,6 +84,7 @@ class ThreadPool:
     """
 
     def __init__(self, threads: int = 1, affinity: Sequence[int] | None = None) -> None:
+        threads = fitting_int(threads, "threads", -(2**31), 2**31 - 1)  # a C int, as in the reference
         if threads < 1:
             raise ValueError(f"at least one thread is required (got threads={threads!r})")
         cores = list(affinity) if affinity else []
@@ -135,6 +143,57 @@ def _stop_all_pools() -> None:
         pool.stop()
 
 
+class LoopBusy:
+    """The loop's thread is inside a blocking call that does the loop's work itself.
+
+    While one is active, :func:`run_on_loop` from other threads hands its call
+    to it (``wake`` interrupts the blocking call's wait, which then calls
+    :meth:`run_pending`), instead of queueing it for a loop that cannot run.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
+        self._loop = loop
+        self._wake = wake
+        self._calls: list[Callable[[], None]] = []
+        self._active = False
+
+    def __enter__(self) -> LoopBusy:
+        with _busy_lock:
+            self._active = _busy.setdefault(self._loop, self) is self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._active:
+            return  # nested: the outer one serves the calls
+        with _busy_lock:
+            del _busy[self._loop]
+            self._active = False
+        self.run_pending()
+
+    def submit(self, call: Callable[[], None]) -> bool:
+        """Queue ``call`` for the busy thread (False if it is no longer busy)."""
+        with _busy_lock:
+            if not self._active:
+                return False
+            self._calls.append(call)
+        self._wake()
+        return True
+
+    def run_pending(self) -> None:
+        """Run the calls other threads queued (on the loop's thread)."""
+        while True:
+            with _busy_lock:
+                calls, self._calls = self._calls, []
+            if not calls:
+                return
+            for call in calls:
+                call()
+
+
+_busy_lock = threading.Lock()
+_busy: dict[asyncio.AbstractEventLoop, LoopBusy] = {}
+
+
 def run_on_loop[T](loop: asyncio.AbstractEventLoop, func: Callable[..., T], *args: Any) -> T:
     """Run ``func(*args)`` on ``loop``'s thread and return its result (or raise its error).
 
@@ -157,6 +216,9 @@ def run_on_loop[T](loop: asyncio.AbstractEventLoop, func: Callable[..., T], *arg
         except BaseException as exc:
             done.set_exception(exc)
 
+    busy = _busy.get(loop)
+    if busy is not None and busy.submit(call):
+        return done.result()
     try:
         loop.call_soon_threadsafe(call)
     except RuntimeError as exc:

@@ -18,6 +18,7 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 
 import pytest
+from stream_helpers import counting_config
 
 import spead2
 import spead2.recv
@@ -145,7 +146,7 @@ def test_heap_length_2_40_through_a_stream_is_incomplete_and_cheap() -> None:
     honest = packet(1000, 5, 0, b"hello", (addr(ITEM, 0, hab),), hab=hab)
     stream = spead2.recv.Stream(
         spead2.ThreadPool(),
-        spead2.recv.StreamConfig(max_heaps=4, allow_out_of_order=True),
+        counting_config(max_heaps=4, allow_out_of_order=True),
         spead2.recv.RingStreamConfig(heaps=256, contiguous_only=False),
     )
     data = b"".join(hostile) + honest
@@ -339,12 +340,12 @@ def test_maximum_item_pointers_through_streams() -> None:
     data, _ = _max_pointer_packet()
     assert len(data) > 65536 * 8
     # A buffer reader frames it like any other packet.
-    stream = spead2.recv.Stream(spead2.ThreadPool())
+    stream = spead2.recv.Stream(spead2.ThreadPool(), counting_config())
     stream.add_buffer_reader(data)
     [heap] = list(stream)
     assert len(heap.get_items()) == 1024
     # TCP readers refuse packets over max_size: dropped and counted.
-    stream = spead2.recv.Stream(spead2.ThreadPool())
+    stream = spead2.recv.Stream(spead2.ThreadPool(), counting_config())
     import socket
 
     listener = socket.create_server(("127.0.0.1", 0))

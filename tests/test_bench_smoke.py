@@ -17,8 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Every row the full command reports, in order.
-ROWS = ["1", "2a", "2b", "3a", "3b", "4", "5a", "5b",
-        "6a", "6b", "6c", "6d", "6e", "6f", "7a", "7b"]
+ROWS = ["1", "1b", "2a", "2b", "2c", "2d", "3a", "3b", "4", "4b", "5a", "5b",
+        "6a", "6b", "6c", "6d", "6e", "6f", "7a", "7b", "8"]
 
 
 @pytest.mark.timeout(240)
@@ -41,11 +41,16 @@ def test_quick_run_completes_and_prints_the_table(tmp_path: Path) -> None:
         assert rows[number]["ours"] is not None, rows[number]
         assert rows[number]["ours"] == rows[number]["ours"]  # not NaN
     # Our figures are positive rates (errors and memory growth may be any sign).
-    for number in ROWS[:14]:
-        if not number.startswith("6e") and not number.startswith("6f"):
+    for number in ROWS:
+        if number not in ("6e", "6f", "7a", "7b"):
             assert rows[number]["ours"] > 0, rows[number]
     has_reference = os.access(os.environ.get("SPEAD2_REFERENCE_PYTHON", ""), os.X_OK)
-    assert all((row["reference"] is not None) == has_reference for row in rows.values())
+    # Row 8 needs numba in each interpreter; one without it says so in the notes.
+    assert all(
+        (row["reference"] is not None) == has_reference
+        for row in rows.values()
+        if not row["note"].startswith("no numba")
+    )
     assert report["machine"]["nproc"] >= 1
 
 

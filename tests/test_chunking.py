@@ -454,7 +454,10 @@ def test_stop_item_stops_and_discards_its_heap():
     assert present_of(source.released[0]) == [0, 1, 0, 0]
     s = stats()
     assert (s["heaps"], s["single_packet_heaps"]) == (1, 1)
-    assert len(place.calls) == 1
+    # Place sees the stop heap (as with the reference), is not obeyed, and
+    # its refusal counts in rejected_heaps.
+    assert len(place.calls) == 2
+    assert s["rejected_heaps"] == 1
 
 
 def test_stop_item_in_later_packet_flushes_other_heaps():

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stream_helpers import counting_config
 
 import spead2
 import spead2.recv
@@ -169,7 +170,7 @@ async def run_through_relay(which: str, impairment: Impairment, seed: int) -> No
     rx = bound_udp_socket()
     rx_port = rx.getsockname()[1]
     rx_roomy = roomy(rx)
-    config = spead2.recv.StreamConfig(max_heaps=16, allow_out_of_order=True)
+    config = counting_config(max_heaps=16, allow_out_of_order=True)
     ring = spead2.recv.RingStreamConfig(heaps=4 * N_HEAPS, contiguous_only=False)
     stream = spead2.recv.Stream(spead2.ThreadPool(), config, ring)
     stream.add_udp_reader(rx, max_size=9200)

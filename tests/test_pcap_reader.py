@@ -16,6 +16,7 @@ import pcap_files as pf
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stream_helpers import counting_config
 
 import spead2
 import spead2.recv
@@ -90,7 +91,7 @@ def received_indices(heaps):
 
 
 def replay(pool, path, filter="", **ring):
-    stream = PcapStream(pool, ring_config=spead2.recv.RingStreamConfig(**ring))
+    stream = PcapStream(pool, counting_config(), ring_config=spead2.recv.RingStreamConfig(**ring))
     stream.add_udp_pcap_file_reader(str(path), filter)
     heaps = list(stream)
     return received_indices(heaps), stream.stats
@@ -273,7 +274,7 @@ def test_big_file_tiny_ring_is_lossless(pool, tmp_path, caplog):
     n = 3 * READ_FRAMES  # several worker batches, each split into several core batches
     path = tmp_path / "big.pcapng"
     pf.write_pcapng(path, [pf.udp_frame(p) for p in flat(heap_packets(n))])
-    stream = PcapStream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=1))
+    stream = PcapStream(pool, counting_config(), ring_config=spead2.recv.RingStreamConfig(heaps=1))
     stream.add_udp_pcap_file_reader(str(path))
     assert received_indices(stream) == list(range(n))
     stats = stream.stats
@@ -289,7 +290,7 @@ def test_end_of_file_flushes_partial_heaps(pool, tmp_path):
     packets = flat(heaps[:2]) + heaps[2][:1]  # the last heap lacks its second packet
     path = tmp_path / "capture.pcap"
     pf.write_pcap(path, [pf.udp_frame(p) for p in packets])
-    stream = PcapStream(pool, spead2.recv.StreamConfig(), spead2.recv.RingStreamConfig(contiguous_only=False))
+    stream = PcapStream(pool, counting_config(), spead2.recv.RingStreamConfig(contiguous_only=False))
     stream.add_udp_pcap_file_reader(str(path))
     heaps = list(stream)
     assert [type(h).__name__ for h in heaps] == ["Heap", "Heap", "IncompleteHeap"]
@@ -333,7 +334,7 @@ def test_explicit_start(pool, tmp_path):
 
 
 def test_stopped_stream_ignores_reader_without_opening(pool, tmp_path):
-    stream = PcapStream(pool)
+    stream = PcapStream(pool, counting_config())
     stream.stop()
     stream.add_udp_pcap_file_reader(str(tmp_path / "missing.pcap"))  # the reference does not complain
     with pytest.raises(spead2.Stopped):
@@ -344,7 +345,7 @@ def test_stop_midway_closes_the_file(pool, tmp_path):
     n = 2 * READ_FRAMES
     path = tmp_path / "big.pcap"
     pf.write_pcap(path, [pf.udp_frame(p) for p in flat(heap_packets(n))])
-    stream = PcapStream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
+    stream = PcapStream(pool, counting_config(), ring_config=spead2.recv.RingStreamConfig(heaps=2))
     stream.add_udp_pcap_file_reader(str(path))
     first = stream.get()
     stream.stop()
@@ -384,7 +385,7 @@ def test_path_like_and_bytes_filenames(pool, tmp_path):
     path = tmp_path / "capture.pcap"
     pf.write_pcap(path, [pf.udp_frame(p) for p in flat(heap_packets(1))])
     for name in (path, bytes(path)):
-        stream = PcapStream(pool)
+        stream = PcapStream(pool, counting_config())
         stream.add_udp_pcap_file_reader(name)
         assert received_indices(stream) == [0]
 
@@ -392,11 +393,11 @@ def test_path_like_and_bytes_filenames(pool, tmp_path):
 def test_file_name_that_is_not_utf8(pool, tmp_path):
     path = tmp_path / "caf\udce9.pcap"  # a Latin-1 name, as os.fsdecode gives it
     pf.write_pcap(path, [pf.udp_frame(p) for p in flat(heap_packets(1))])
-    stream = PcapStream(pool)
+    stream = PcapStream(pool, counting_config())
     stream.add_udp_pcap_file_reader(str(path))
     assert received_indices(stream) == [0]
     with pytest.raises(RuntimeError, match="cannot open capture file"):
-        PcapStream(pool).add_udp_pcap_file_reader(str(tmp_path / "missing-caf\udce9.pcap"))
+        PcapStream(pool, counting_config()).add_udp_pcap_file_reader(str(tmp_path / "missing-caf\udce9.pcap"))
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -411,7 +412,7 @@ def _empty_capture(tmp_path, linktype=pf.LINKTYPE_ETHERNET):
 def test_missing_file(pool, tmp_path):
     missing = str(tmp_path / "missing.pcap")
     with pytest.raises(RuntimeError) as info:
-        PcapStream(pool).add_udp_pcap_file_reader(missing)
+        PcapStream(pool, counting_config()).add_udp_pcap_file_reader(missing)
     assert str(info.value) == f"{missing}: No such file or directory"
 
 
@@ -419,13 +420,13 @@ def test_not_a_capture_file(pool, tmp_path):
     path = tmp_path / "text.pcap"
     path.write_text("hello, this is not a capture\n")
     with pytest.raises(RuntimeError, match="^unknown file format$"):
-        PcapStream(pool).add_udp_pcap_file_reader(str(path))
+        PcapStream(pool, counting_config()).add_udp_pcap_file_reader(str(path))
 
 
 @pytest.mark.parametrize("linktype", [pf.LINKTYPE_RAW, 0, 105])
 def test_other_link_types(pool, tmp_path, linktype):
     with pytest.raises(RuntimeError) as info:
-        PcapStream(pool).add_udp_pcap_file_reader(_empty_capture(tmp_path, linktype))
+        PcapStream(pool, counting_config()).add_udp_pcap_file_reader(_empty_capture(tmp_path, linktype))
     assert str(info.value) == "pcap linktype is neither ethernet nor linux sll"
     assert no_unclosed_captures()
 
@@ -447,23 +448,23 @@ def test_other_link_types(pool, tmp_path, linktype):
 )
 def test_bad_filter(pool, tmp_path, filter, message):
     with pytest.raises(RuntimeError) as info:
-        PcapStream(pool).add_udp_pcap_file_reader(_empty_capture(tmp_path), filter)
+        PcapStream(pool, counting_config()).add_udp_pcap_file_reader(_empty_capture(tmp_path), filter)
     assert str(info.value) == message
     assert no_unclosed_captures()
 
 
 def test_filter_is_checked_before_link_type(pool, tmp_path):
     with pytest.raises(RuntimeError, match="^syntax error in filter expression$"):
-        PcapStream(pool).add_udp_pcap_file_reader(_empty_capture(tmp_path, pf.LINKTYPE_RAW), "foo")
+        PcapStream(pool, counting_config()).add_udp_pcap_file_reader(_empty_capture(tmp_path, pf.LINKTYPE_RAW), "foo")
 
 
 def test_filter_libpcap_rejects_for_link_type(pool, tmp_path):
     with pytest.raises(RuntimeError, match="^no VLAN support for Linux cooked v1$"):
-        PcapStream(pool).add_udp_pcap_file_reader(_empty_capture(tmp_path, pf.LINKTYPE_LINUX_SLL), "vlan")
+        PcapStream(pool, counting_config()).add_udp_pcap_file_reader(_empty_capture(tmp_path, pf.LINKTYPE_LINUX_SLL), "vlan")
 
 
 def test_argument_types(pool, tmp_path):
-    stream = PcapStream(pool)
+    stream = PcapStream(pool, counting_config())
     with pytest.raises(TypeError, match="filename"):
         stream.add_udp_pcap_file_reader(1)
     with pytest.raises(TypeError, match="filter"):

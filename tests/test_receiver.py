@@ -42,9 +42,12 @@ def test_batch_statistics_belong_to_the_seam(loop):
 def test_pause_when_the_ring_is_full(loop):
     core = make_core(loop, heaps=2)
     assert core.feed([packet(1, 4, 0, b"abcd")]) == GO
-    # The whole batch goes in (the ring may overshoot by one batch), then PAUSE.
+    # The whole batch goes in (heaps beyond the capacity are held), then PAUSE.
     assert core.feed([packet(i, 4, 0, b"abcd") for i in range(2, 5)]) == PAUSE
-    assert core.ring.size() == 4
+    assert core.ring.size() == 2
+    assert core.ring.holding()
+    assert stats(core)["heaps"] == 4
+    assert stats(core)["worker_blocked"] == 1  # the first heap held
     assert core.feed([]) == PAUSE  # still full
 
 

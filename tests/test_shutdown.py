@@ -35,6 +35,7 @@ import spead2.recv.asyncio
 import spead2.send
 import spead2.send.asyncio
 from spead2.protocols.heaps import Heap
+from spead2.transports.base import BATCH_PACKETS
 from tests.fuzz._udp import bound_udp_socket, kernel_drops
 
 REPO = Path(__file__).resolve().parent.parent
@@ -327,10 +328,12 @@ def test_stop_during_traffic_from_another_thread(transport: str) -> None:
     assert not errors, errors
     assert len(consumed) >= 50
     stats = stream.stats
-    # Every heap counted was delivered, or dropped as incomplete (contiguous_only).
-    assert stats.heaps == (
+    # Every heap counted was delivered, dropped as incomplete (contiguous_only),
+    # or held by the reader at the full ring when stop() dropped it (one batch at most).
+    undelivered = stats.heaps - (
         len(consumed) + stats.incomplete_heaps_evicted + stats.incomplete_heaps_flushed
     )
+    assert 0 <= undelivered <= BATCH_PACKETS
     if transport == "tcp":
         listener.close()
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stream_helpers import counting_config
 
 import spead2
 import spead2.recv
@@ -125,7 +126,7 @@ def listening(port, host="127.0.0.1"):
 @pytest.mark.parametrize("max_packet_size", [1472, 100])
 def test_port_overload_blocking(pool, max_packet_size):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     with connect(port) as sock:
         sock.sendall(stream_bytes(heap_packets(20, max_packet_size=max_packet_size, end=False)))
@@ -140,7 +141,7 @@ def test_port_overload_blocking(pool, max_packet_size):
 
 
 async def test_port_overload_asyncio(pool):
-    stream = spead2.recv.asyncio.Stream(pool)
+    stream = spead2.recv.asyncio.Stream(pool, counting_config())
     port = free_port()
     stream.add_tcp_reader(port, 65536, 0, "127.0.0.1")
     loop = asyncio.get_running_loop()
@@ -164,7 +165,7 @@ def test_acceptor_overload_caller_closes_theirs(pool):
     acceptor.bind(("127.0.0.1", 0))
     acceptor.listen()
     port = acceptor.getsockname()[1]
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(acceptor)
     acceptor.close()  # the reader has its own duplicate
     with connect(port) as sock:
@@ -178,7 +179,7 @@ async def test_acceptor_overload_asyncio(pool):
     acceptor.bind(("127.0.0.1", 0))
     acceptor.listen()
     port = acceptor.getsockname()[1]
-    stream = spead2.recv.asyncio.Stream(pool)
+    stream = spead2.recv.asyncio.Stream(pool, counting_config())
     stream.add_tcp_reader(acceptor=acceptor, max_size=1000)
     acceptor.close()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -193,7 +194,7 @@ async def test_acceptor_overload_asyncio(pool):
 
 
 def test_acceptor_checks(pool):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         with pytest.raises(TypeError, match="TCP"):
             stream.add_tcp_reader(udp)
@@ -204,7 +205,7 @@ def test_acceptor_checks(pool):
 
 
 def test_overload_errors(pool):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     for args, kwargs in [((), {}), (("7148",), {}), ((7148.5,), {}), ((7148,), {"interface_index": 1})]:
         with pytest.raises(TypeError, match="incompatible function arguments"):
             stream.add_tcp_reader(*args, **kwargs)
@@ -217,7 +218,7 @@ def test_bind_failure_is_runtime_error(pool, caplog):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        stream = spead2.recv.Stream(pool)
+        stream = spead2.recv.Stream(pool, counting_config())
         with pytest.raises(RuntimeError, match=r"^bind: Address already in use"):
             # A buffer the kernel caps: the bind failure alone is reported.
             stream.add_tcp_reader(
@@ -228,7 +229,7 @@ def test_bind_failure_is_runtime_error(pool, caplog):
 
 
 def test_unresolvable_hostname(pool):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     with pytest.raises(RuntimeError, match=r"^resolve: "):
         stream.add_tcp_reader(free_port(), bind_hostname="no-such-host.invalid")
     stream.stop()
@@ -241,7 +242,7 @@ def test_ipv6(pool):
             port = probe.getsockname()[1]
     except OSError as exc:
         pytest.skip(f"no IPv6 loopback here: {exc}")
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, bind_hostname="::1")
     with connect(port, "::1") as sock:
         sock.sendall(stream_bytes(heap_packets(3)))
@@ -254,7 +255,7 @@ def test_ipv6(pool):
 
 def test_accepts_exactly_one_connection(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     with connect(port) as first:
         first.sendall(stream_bytes(heap_packets(1, end=False)))
@@ -269,7 +270,7 @@ def test_accepts_exactly_one_connection(pool):
 
 def test_empty_connection_stops_stream(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     connect(port).close()
     with watchdog(stream), pytest.raises(spead2.Stopped):
@@ -280,7 +281,7 @@ def test_empty_connection_stops_stream(pool):
 
 def test_peer_closes_mid_packet(pool, log):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     whole = heap_packets(2, end=False)
     split = heap_packets(3, samples=200, max_packet_size=400, end=False)[2]  # several packets
@@ -300,7 +301,7 @@ def test_peer_closes_mid_packet(pool, log):
 
 def test_packets_spanning_reads(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     data = stream_bytes(heap_packets(3, samples=20, max_packet_size=100))
     sizes = [1, 2, 3, 5, 7, 11, 13]
@@ -322,7 +323,7 @@ def test_packets_spanning_reads(pool):
 def test_packet_larger_than_read_buffer(pool):
     samples = tcp_transport.READ_BUFFER  # 4 bytes each: 4x the initial buffer in one packet
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, max_size=8 * samples, bind_hostname="127.0.0.1")
     heaps = heap_packets(2, samples=samples, max_packet_size=8 * samples)
     assert max(len(p) for heap in heaps for p in heap) > tcp_transport.READ_BUFFER
@@ -338,7 +339,7 @@ def test_oversized_packets_skipped_across_reads(pool, log):
     big = heap_packets(2, samples=5000, max_packet_size=30000, end=False)[1][0]
     assert len(big) > 20000
     end = heap_packets(0)[0][0]
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, max_size=len(small), bind_hostname="127.0.0.1")
     with connect(port) as sock:
         sock.sendall(small)
@@ -358,7 +359,7 @@ def test_invalid_header_resynchronises(pool, log):
     port = free_port()
     heaps = heap_packets(3)
     data = stream_bytes(heaps[:1]) + b"\x00" * 24 + stream_bytes(heaps[1:])
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     with connect(port) as sock:
         sock.sendall(data)
@@ -388,7 +389,7 @@ def test_explicit_start_holds_tcp_reader(pool):
 
 def test_stop_during_traffic_closes_sockets(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     data = stream_bytes(heap_packets(100, end=False))
     failure = []
@@ -424,7 +425,7 @@ def test_stop_during_traffic_closes_sockets(pool):
 
 def test_add_to_stopped_stream_is_ignored_and_closes_socket(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.stop()
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     assert not listening(port)
@@ -433,7 +434,7 @@ def test_add_to_stopped_stream_is_ignored_and_closes_socket(pool):
 def test_backpressure_is_lossless(pool, caplog):
     port = free_port()
     n = 300
-    stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
+    stream = spead2.recv.Stream(pool, counting_config(), spead2.recv.RingStreamConfig(heaps=2))
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     data = stream_bytes(heap_packets(n, samples=256, max_packet_size=512))
 

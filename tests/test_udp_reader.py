@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from stream_helpers import counting_config
 
 import spead2
 import spead2.recv
@@ -138,7 +139,7 @@ def port_is_free(port, host="127.0.0.1", family=socket.AF_INET):
 @pytest.mark.parametrize("max_packet_size", [1472, 100])
 def test_port_overload_blocking(pool, max_packet_size):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
     send_all(heap_packets(10, max_packet_size=max_packet_size), ("127.0.0.1", port))
     with watchdog(stream):
@@ -153,7 +154,7 @@ def test_port_overload_blocking(pool, max_packet_size):
 
 
 async def test_port_overload_asyncio(pool):
-    stream = spead2.recv.asyncio.Stream(pool)
+    stream = spead2.recv.asyncio.Stream(pool, counting_config())
     port = free_port()
     stream.add_udp_reader(port, 9200, 0, "127.0.0.1")  # all positional
     send_all(heap_packets(8), ("127.0.0.1", port))
@@ -166,7 +167,7 @@ async def test_port_overload_asyncio(pool):
 
 def test_port_overload_keywords_and_wildcard(pool):
     port = free_port(host="0.0.0.0")
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(port=port, max_size=9200, buffer_size=0)
     send_all(heap_packets(3), ("127.0.0.1", port))
     with watchdog(stream):
@@ -180,7 +181,7 @@ def test_ipv6_unicast(pool):
         port = free_port(socket.AF_INET6, host="::1")
     except OSError as exc:
         pytest.skip(f"no IPv6 loopback here: {exc}")
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(port, bind_hostname="::1")
     send_all(heap_packets(5), ("::1", port), socket.AF_INET6)
     with watchdog(stream):
@@ -191,7 +192,7 @@ def test_bind_failure_is_runtime_error(pool, caplog):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        stream = spead2.recv.Stream(pool)
+        stream = spead2.recv.Stream(pool, counting_config())
         with pytest.raises(RuntimeError, match=r"^bind: Address already in use"):
             # A buffer the kernel caps: the bind failure alone is reported.
             stream.add_udp_reader(port, buffer_size=2**31 - 1, bind_hostname="127.0.0.1")
@@ -200,7 +201,7 @@ def test_bind_failure_is_runtime_error(pool, caplog):
 
 
 def test_unresolvable_hostname(pool):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     with pytest.raises(RuntimeError, match=r"^resolve: "):
         stream.add_udp_reader(free_port(), bind_hostname="no-such-host.invalid")
     with pytest.raises(RuntimeError, match=r"^resolve: "):
@@ -212,7 +213,7 @@ def test_unresolvable_hostname(pool):
 
 
 def test_overload_errors(pool):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     for args, kwargs in [
         ((), {}),
         ((7148.0,), {}),
@@ -236,7 +237,7 @@ def test_overload_errors(pool):
 
 
 def test_unicast_group_must_match_interface(pool):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     # Resolves to the IPv4 multicast overload, as in the reference.
     with pytest.raises(ValueError, match="^endpoint is not multicast and does not match interface address"):
         stream.add_udp_reader("127.0.0.1", free_port())
@@ -253,7 +254,7 @@ def test_unicast_group_must_match_interface(pool):
 
 def test_unicast_group_equal_to_interface(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader("127.0.0.1", port, 9200, 0, "127.0.0.1")
     send_all(heap_packets(3), ("127.0.0.1", port))
     with watchdog(stream):
@@ -262,7 +263,7 @@ def test_unicast_group_equal_to_interface(pool):
 
 def test_wildcard_group_with_default_interface(pool):
     port = free_port(host="0.0.0.0")
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader("0.0.0.0", port, buffer_size=0)
     send_all(heap_packets(3), ("127.0.0.1", port))
     with watchdog(stream):
@@ -276,7 +277,7 @@ def test_socket_overload_caller_closes_theirs(pool):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(sock)
     sock.close()  # the reader has its own duplicate
     send_all(heap_packets(6), ("127.0.0.1", port))
@@ -288,7 +289,7 @@ def test_socket_overload_caller_closes_theirs(pool):
 def test_socket_overload_keeps_caller_socket_blocking(pool):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(socket=sock, max_size=100)
     assert sock.getblocking()
     stream.stop()
@@ -296,7 +297,7 @@ def test_socket_overload_keeps_caller_socket_blocking(pool):
 
 
 def test_socket_overload_rejects_tcp_socket(pool):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
         with pytest.raises(TypeError, match="UDP"):
             stream.add_udp_reader(tcp)
@@ -385,10 +386,10 @@ def ipv6_multicast_interface():
 
 def test_ipv4_multicast(pool, ipv4_multicast):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(IPV4_GROUP, port, interface_address="127.0.0.1")
     # A second stream can join the same group and port (the socket is shared-address).
-    other = spead2.recv.Stream(pool)
+    other = spead2.recv.Stream(pool, counting_config())
     other.add_udp_reader(IPV4_GROUP, port, 9200, 0, "127.0.0.1")
     send_all(heap_packets(5), (IPV4_GROUP, port), setup=ipv4_multicast_sender)
     with watchdog(stream), watchdog(other):
@@ -398,7 +399,7 @@ def test_ipv4_multicast(pool, ipv4_multicast):
 
 def test_ipv4_multicast_ignores_unicast_to_same_port(pool, ipv4_multicast):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(IPV4_GROUP, port, interface_address="127.0.0.1")
     # Bound to the group address: unicast to the port is not for this reader.
     send_all(heap_packets(2, first_cnt=100)[:1], ("127.0.0.1", port))
@@ -410,7 +411,7 @@ def test_ipv4_multicast_ignores_unicast_to_same_port(pool, ipv4_multicast):
 def test_ipv6_multicast(pool, ipv6_multicast_interface):
     index = ipv6_multicast_interface
     port = free_port(socket.AF_INET6, host="::")
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(IPV6_GROUP, port, interface_index=index)
     send_all(heap_packets(5), (IPV6_GROUP, port, 0, index), socket.AF_INET6, _ipv6_sender(index))
     with watchdog(stream):
@@ -420,7 +421,7 @@ def test_ipv6_multicast(pool, ipv6_multicast_interface):
 def test_ipv6_multicast_positional(pool, ipv6_multicast_interface):
     index = ipv6_multicast_interface
     port = free_port(socket.AF_INET6, host="::")
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(IPV6_GROUP, port, 9200, 0, index)
     send_all(heap_packets(2), (IPV6_GROUP, port, 0, index), socket.AF_INET6, _ipv6_sender(index))
     with watchdog(stream):
@@ -429,7 +430,7 @@ def test_ipv6_multicast_positional(pool, ipv6_multicast_interface):
 
 def test_multicast_bind_hostname_joins_group(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     try:
         stream.add_udp_reader(port, buffer_size=0, bind_hostname=IPV4_GROUP)
     except RuntimeError as exc:  # e.g. no route for multicast at all
@@ -461,7 +462,7 @@ def test_max_size_drops_and_counts_longer_datagrams(pool, log):
     longer = single_packet_heap(1, 101)  # 4 bytes longer
     end = heap_packets(0)[0]
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(port, max_size=len(exact), bind_hostname="127.0.0.1")
     send_all([[exact], [longer], [exact], end], ("127.0.0.1", port))
     with watchdog(stream):
@@ -475,7 +476,7 @@ def test_max_size_drops_and_counts_longer_datagrams(pool, log):
 
 def test_huge_max_size_accepts_everything(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(port, max_size=2**40, buffer_size=0, bind_hostname="127.0.0.1")
     send_all(heap_packets(2, samples=15000, max_packet_size=65000), ("127.0.0.1", port))
     with watchdog(stream):
@@ -484,7 +485,7 @@ def test_huge_max_size_accepts_everything(pool):
 
 
 def test_buffer_size_warning_names_both_sizes(pool, caplog):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     with caplog.at_level(logging.WARNING, logger="spead2"):
         stream.add_udp_reader(free_port(), buffer_size=2**31 - 1, bind_hostname="127.0.0.1")
     match = re.search(r"requested socket buffer size (\d+) but only received (\d+)", caplog.text)
@@ -495,7 +496,7 @@ def test_buffer_size_warning_names_both_sizes(pool, caplog):
 
 
 def test_small_or_default_buffer_size_does_not_warn(pool, caplog):
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     with caplog.at_level(logging.WARNING, logger="spead2"):
         stream.add_udp_reader(free_port(), buffer_size=0, bind_hostname="127.0.0.1")
         stream.add_udp_reader(free_port(), buffer_size=65536, bind_hostname="127.0.0.1")
@@ -524,7 +525,7 @@ def test_explicit_start_holds_udp_reader(pool):
 
 def test_stop_during_traffic_closes_socket(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
     packets = heap_packets(50, end=False)
     done = threading.Event()
@@ -556,7 +557,7 @@ def test_stop_during_traffic_closes_socket(pool):
 
 def test_add_to_stopped_stream_is_ignored_and_closes_socket(pool):
     port = free_port()
-    stream = spead2.recv.Stream(pool)
+    stream = spead2.recv.Stream(pool, counting_config())
     stream.stop()
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
     assert port_is_free(port)
@@ -582,7 +583,7 @@ def test_full_ring_pauses_reader_and_resumes(pool, caplog):
 
 async def test_stop_during_traffic_asyncio(pool):
     port = free_port()
-    stream = spead2.recv.asyncio.Stream(pool)  # runs on this loop: stop() closes inline
+    stream = spead2.recv.asyncio.Stream(pool, counting_config())  # runs on this loop: stop() closes inline
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
     packets = heap_packets(20, end=False)
     done = threading.Event()

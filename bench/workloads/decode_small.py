@@ -57,16 +57,22 @@ def measure(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(ctx: Any) -> list[Any]:
-    """Harness side: rows 2a (plain) and 2b (with ItemGroup.update)."""
+    """Harness side: rows 2a (plain) and 2b (with ItemGroup.update), ring of 4 heaps;
+    2c and 2d the same with a ring of 16 heaps."""
     from _harness import error_rows, figure_row
 
     base = {"heaps": 3000, "passes": 1} if ctx.quick else {}
     rows = []
-    for number, update, target in (("2a", False, None), ("2b", True, 1.0)):
+    for number, update, ring, target in (
+        ("2a", False, 4, None), ("2b", True, 4, 1.0), ("2c", False, 16, 0.6), ("2d", True, 16, 1.5),
+    ):
         name = "decode 8 KiB heaps from memory" + (", with ItemGroup.update" if update else "")
+        if ring != 4:
+            name += f" (ring {ring})"
         try:
-            results = ctx.measure_alternating("decode_small.py", {**base, "update": update},
-                                              timeout=300)
+            results = ctx.measure_alternating(
+                "decode_small.py", {**base, "update": update, "ring_heaps": ring}, timeout=300
+            )
         except Exception as error:  # one failed workload must not end the run
             rows += error_rows(number, name, error)
             continue

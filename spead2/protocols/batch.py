@@ -229,20 +229,19 @@ def same_size_packets(view: memoryview, offset: int, size: int, count: int) -> i
     count = min(count, (len(view) - offset) // size) if size >= HEADER_SIZE else 0
     if count <= 0:
         return 0
-    buffer = np.frombuffer(view, dtype=np.uint8)
-    places = offset + size * np.arange(count, dtype=np.intp)
-    first = buffer[offset : offset + 8].view(">u8")[0]
-    address_width = int(buffer[offset + 3])
+    first = int.from_bytes(view[offset : offset + 8])
+    address_width = (first >> 32) & 0xFF
     if not 0 < address_width < 8:
         return 0
     hab = 8 * address_width
     expected_header = (
         (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
     )
-    if (int(first) & 0xFFFFFFFF0000FFFF) != expected_header:
+    if (first & 0xFFFFFFFF0000FFFF) != expected_header:
         return 0
-    headers = buffer[places[:, None] + np.arange(8, dtype=np.intp)].view(">u8")[:, 0]
-    lasts = buffer[places[:, None] + np.arange(32, 40, dtype=np.intp)].view(">u8")[:, 0]
+    # The packets are evenly spaced by assumption: strided views, no gather.
+    headers = np.ndarray((count,), dtype=">u8", buffer=view, offset=offset, strides=(size,))
+    lasts = np.ndarray((count,), dtype=">u8", buffer=view, offset=offset + 32, strides=(size,))
     plen_word = (((_IMMEDIATE >> hab) | 4) << hab) | (size - HEADER_SIZE)
     good = ((headers & np.uint64(0xFFFFFFFF0000FFFF)) == np.uint64(expected_header)) & (
         lasts == np.uint64(plen_word)

@@ -396,6 +396,11 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
             if pointers and stop_words is not None and stop_words[hab >> 3] in pointers:
                 if offset == 0 and plen == length:
                     stats[SINGLE_PACKET_HEAPS] += 1
+                # The stop heap is offered to place like any heap (so a callback
+                # sees it, as with the reference) but never written: it only
+                # counts in rejected_heaps when place leaves it unplaced.
+                if self._call_place(view, cnt, length, offset, plen, hab, pointers)[0] < 0:
+                    stats[self._rejected_index] += 1
                 self._stop()
                 return False
             placement = self._call_place(view, cnt, length, offset, plen, hab, pointers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .arguments import fitting_int
+
 
 class Flavour:
     """A SPEAD flavour: protocol version, pointer width, address width and bug-compat flags.
@@ -18,6 +20,12 @@ class Flavour:
         heap_address_bits: int = 40,
         bug_compat: int = 0,
     ) -> None:
+        # As the reference's binding converts them: wrong types and values that do
+        # not fit the C++ fields raise TypeError before any check of the value.
+        version = fitting_int(version, "Flavour: version", -(2**31), 2**31 - 1)
+        item_pointer_bits = fitting_int(item_pointer_bits, "Flavour: item_pointer_bits", -(2**31), 2**31 - 1)
+        heap_address_bits = fitting_int(heap_address_bits, "Flavour: heap_address_bits", -(2**31), 2**31 - 1)
+        bug_compat = fitting_int(bug_compat, "Flavour: bug_compat", 0, 2**32 - 1)
         if version != 4:
             raise ValueError(f"Version is not supported (got version={version!r}, expected 4)")
         if item_pointer_bits != 64:

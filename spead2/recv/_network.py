@@ -4,7 +4,8 @@ The reference (pybind11) picks the first overload whose parameters accept
 the arguments' *types*; so does :func:`_resolve`, which keeps, for example,
 ``add_udp_reader('127.0.0.1', 7148)`` resolving to the IPv4 multicast
 overload. Once an overload is chosen, out-of-range values are reported as
-``ValueError`` naming the parameter.
+:class:`~spead2.protocols.arguments.ArgumentRangeError` (a ``TypeError``, as the reference's
+failed conversion gives, and a ``ValueError``) naming the parameter.
 
 Sockets are created, bound and joined here, in the caller's thread, so their
 errors raise to the caller; the reader then takes the socket over on the
@@ -18,6 +19,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..protocols.arguments import ArgumentRangeError
 from ..transports.base import Reader
 from ..transports.tcp import TcpReader, tcp_listener_for_port, tcp_listener_from_user
 from ..transports.udp import (
@@ -120,7 +122,8 @@ def _resolve(
                 if bounds is not None:
                     value = values[name] = operator.index(value)
                     if not bounds[0] <= value <= bounds[1]:
-                        raise ValueError(
+                        # The reference's binding fails to convert such a value: TypeError.
+                        raise ArgumentRangeError(
                             f"{method}: {name} must be in the range "
                             f"[{bounds[0]}, {bounds[1]}], not {value}"
                         )

@@ -19,7 +19,15 @@ from .._inproc import InprocQueue
 from .._log import logger
 from .._thread_pool import ThreadPool, run_on_loop
 from ..protocols.batch import PacketBatch
-from ..protocols.stats import BATCHES, MAX_BATCH, StreamStatConfig, StreamStats
+from ..protocols.stats import (
+    BATCHES,
+    EXTRA_STATS,
+    INVALID_PACKETS,
+    MAX_BATCH,
+    SKIPPED_FRAMES,
+    StreamStatConfig,
+    StreamStats,
+)
 from ..transports.base import GO, PAUSE, STOP, PacketConsumer, Reader
 from ..transports.buffer import BufferReader
 from ..transports.inproc import InprocReader
@@ -27,6 +35,16 @@ from . import stream_stat_indices
 from ._config import StreamConfig
 from ._network import NetworkReaders
 from ._pcap import PcapReaders
+
+
+def count_blocked(stats: list[int], what: str) -> None:
+    """A reader has a completed heap in hand and the consumer's ``what`` is full.
+
+    Only counted: for lossless readers this is normal back-pressure; a UDP
+    reader, which may lose datagrams meanwhile, also warns
+    (:meth:`ReceiverCore.warn_lossy_wait`).
+    """
+    stats[stream_stat_indices.WORKER_BLOCKED] += 1
 
 
 class ReceiverCore:
@@ -44,14 +62,32 @@ class ReceiverCore:
         self.config = config
         self.stat_configs = stat_configs
         self.stats = [0] * len(stat_configs)
+        # The list ends with our extra statistics, kept out of the layout users
+        # see (the reference's) unless they register a statistic of that name.
         names = [c.name for c in stat_configs]
-        self._invalid_index = names.index("invalid_packets")
-        self._skipped_index = names.index("skipped_frames")
+        n_visible = len(stat_configs) - len(EXTRA_STATS)
+        extra_names = [name for name, _ in EXTRA_STATS]
+        self._invalid_index = n_visible + extra_names.index(INVALID_PACKETS)
+        self._skipped_index = n_visible + extra_names.index(SKIPPED_FRAMES)
+        self._visible_configs = stat_configs[:n_visible]
+        self._mirrored = [
+            (names.index(name), n_visible + k)
+            for k, name in enumerate(extra_names)
+            if name in names[:n_visible]
+        ]
         self.readers: list[Reader] = []
         self.explicit_start = config.explicit_start
         self.started = not config.explicit_start
         self.stopped = False
         self._warned_blocked = False
+
+    def snapshot(self) -> StreamStats:
+        """The statistics users see: the reference's layout, extras where registered."""
+        values = list(self.stats)  # one copy, so that the snapshot is consistent
+        visible = values[: len(self._visible_configs)]
+        for shown, hidden in self._mirrored:
+            visible[shown] = values[hidden]
+        return StreamStats(self._visible_configs, visible)
 
     # -- StreamSink, for the transports ------------------------------------------------
 
@@ -97,7 +133,7 @@ class ReceiverCore:
         raise NotImplementedError
 
     async def wait_for_space(self, lossy: bool = False) -> None:
-        """Wait until readers may go on (subclasses); ``lossy``: see :meth:`count_blocked`."""
+        """Wait until readers may go on (subclasses); ``lossy``: see :meth:`warn_lossy_wait`."""
         raise NotImplementedError
 
     def count_invalid(self, n: int = 1) -> None:
@@ -106,22 +142,20 @@ class ReceiverCore:
     def count_skipped(self, n: int = 1) -> None:
         self.stats[self._skipped_index] += n
 
-    def count_blocked(self, what: str, warn: bool) -> None:
-        """A reader is about to wait for the consumer; ``warn`` if that loses data.
+    def warn_lossy_wait(self, what: str) -> None:
+        """A UDP reader is about to wait for the consumer: warn, once per stream.
 
         For a file, a buffer, an in-process queue or TCP, waiting is
-        back-pressure and loses nothing: it is only counted. A UDP reader
-        that waits leaves datagrams to overflow the socket buffer, so that
-        is worth a warning (once per stream; the statistic counts every time).
+        back-pressure and loses nothing: it is only counted (:func:`count_blocked`).
+        A UDP reader that waits leaves datagrams to overflow the socket buffer.
         """
-        if warn and not self._warned_blocked:
+        if not self._warned_blocked:
             self._warned_blocked = True
             logger.warning(
                 "UDP reader paused by a full %s: the consumer is not keeping up, so the "
                 "kernel may drop datagrams meanwhile (counted in the worker_blocked "
                 "statistic; logged once per stream)", what,
             )
-        self.stats[stream_stat_indices.WORKER_BLOCKED] += 1
 
     def stop_from_reader(self) -> None:
         self.stop(by_user=False)
@@ -225,7 +259,7 @@ class _Stream(NetworkReaders, PcapReaders):
     @property
     def stats(self) -> StreamStats:
         """A consistent snapshot of the stream's statistics."""
-        return StreamStats(self._core.stat_configs, list(self._core.stats))
+        return self._core.snapshot()
 
     def _add_reader(self, make: type[Reader], *args: Any) -> None:
         core = self._core

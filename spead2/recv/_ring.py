@@ -6,10 +6,14 @@ Consumers may be blocking threads (``get``) or coroutines on any loop
 
 * Consumers are woken once per *batch* of packets (``publish``), not once per
   heap, so a burst of small heaps costs one thread/loop wake-up.
-* The capacity is soft: ``put`` always succeeds, because one packet may
-  complete or evict several heaps at once and the sans-IO core cannot wait.
-  Readers check ``full()`` between batches and ``wait_space()`` while it holds,
-  so the overshoot is bounded by what a single batch produces.
+* ``put`` always succeeds, because one packet may complete or evict several
+  heaps at once and the sans-IO core cannot wait; but consumers never see more
+  than ``capacity`` heaps. Heaps put beyond it are *held* (the reader has them
+  in hand, as a blocked reader of the reference has) and enter the ring as
+  consumers make room; the first one held calls ``on_block`` (the
+  ``worker_blocked`` statistic). Readers check ``full()`` between batches and
+  ``wait_space()`` while it holds, so what is held is bounded by one batch.
+  A user's stop drops held heaps (they were counted when completed).
 * Async waiters are served in call order, cancelled ones are skipped, and a
   heap handed to a waiter that was cancelled meanwhile goes back to the front.
 """
@@ -20,9 +24,11 @@ import asyncio
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import Empty, Stopped
+from .._log import logger
 
 _STOPPED_MSG = "ring buffer has been stopped"
 #: What a waiter's future gets when the ring stops. Not an exception stored in
@@ -36,10 +42,19 @@ _EMPTY_MSG = "ring buffer is empty"
 class HeapRing:
     """Completed heaps waiting for a consumer. See the module docstring."""
 
-    def __init__(self, capacity: int, producer_loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        producer_loop: asyncio.AbstractEventLoop,
+        on_block: Callable[[], None] | None = None,
+    ) -> None:
         self.capacity = capacity
         self._producer_loop = producer_loop
+        self._on_block = on_block
         self._items: deque[Any] = deque()
+        # Heaps completed while the ring was full (producer side only adds;
+        # consumers move them into _items under the lock).
+        self._held: deque[Any] = deque()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._sync_waiters = 0
@@ -53,11 +68,22 @@ class HeapRing:
     # -- producer side (on the producer loop's thread) -------------------------
 
     def put(self, item: Any) -> None:
-        """Add a heap; consumers see it at the next ``publish``."""
-        self._items.append(item)
+        """Add a heap; consumers see it at the next ``publish`` (or once there is room)."""
+        with self._lock:
+            if len(self._items) < self.capacity and not self._held:
+                self._items.append(item)
+                return
+            self._held.append(item)
+            first = len(self._held) == 1
+        if first and self._on_block is not None:
+            self._on_block()
+
+    def holding(self) -> bool:
+        """Whether heaps are held beyond the capacity."""
+        return bool(self._held)
 
     def full(self) -> bool:
-        """Whether the ring holds ``capacity`` heaps or more."""
+        """Whether the ring holds ``capacity`` heaps (readers should wait)."""
         return len(self._items) >= self.capacity
 
     def publish(self) -> None:
@@ -83,12 +109,21 @@ class HeapRing:
             self._space_waiters.append(waiter)
         await waiter
 
-    def stop(self) -> None:
-        """No more heaps will come; consumers drain what is left, then get ``Stopped``."""
+    def stop(self, drop_held: bool = False) -> None:
+        """No more heaps will come; consumers drain what is left, then get ``Stopped``.
+
+        With ``drop_held`` (a user's stop), heaps held beyond the capacity are
+        dropped, as a reader blocked on a full ring drops the heap it holds.
+        """
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
+            dropped = list(self._held) if drop_held else []
+            if drop_held:
+                self._held.clear()
+        for heap in dropped:
+            logger.info("dropped heap %d due to external stop", getattr(heap, "cnt", -1))
         self._release_space()
         self.publish()
 
@@ -167,9 +202,16 @@ class HeapRing:
             "the loop that awaits it (or outside any running loop, to run it on its ThreadPool)"
         )
 
+    def _take_locked(self) -> Any:
+        """The first heap of the ring, refilled from those held (``_items`` must not be empty)."""
+        item = self._items.popleft()
+        if self._held:
+            self._items.append(self._held.popleft())
+        return item
+
     def _pop_locked(self) -> Any:
         if self._items:
-            item = self._items.popleft()
+            item = self._take_locked()
             if self._space_waiters and len(self._items) < self.capacity:
                 self._release_space_locked()
             if not self._items and self._signalled:
@@ -182,6 +224,8 @@ class HeapRing:
     def _unget(self, item: Any) -> None:
         with self._lock:
             self._items.appendleft(item)
+            if len(self._items) > self.capacity:
+                self._held.appendleft(self._items.pop())
             loops = {loop for loop, _ in self._async_waiters} - self._serve_scheduled
             self._serve_scheduled |= loops
         for loop in loops:
@@ -214,7 +258,7 @@ class HeapRing:
                     break
                 if self._items:
                     waiters.popleft()
-                    future.set_result(self._items.popleft())
+                    future.set_result(self._take_locked())
                 elif self._stopped:
                     waiters.popleft()
                     future.set_result(_STOPPED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 
 from .._errors import Stopped
@@ -10,8 +11,9 @@ from .._log import log_limited
 from .._thread_pool import ThreadPool
 from ..protocols.assembler import HeapAssembler, stream_stat_configs
 from ..protocols.heaps import HeapBase
+from ..transports.driver import ReaderDriver
 from ._config import RingStreamConfig, StreamConfig
-from ._receiver import ReceiverCore, _Stream
+from ._receiver import ReceiverCore, _Stream, count_blocked
 from ._ring import HeapRing
 
 
@@ -25,8 +27,14 @@ class StreamCore(ReceiverCore):
     ) -> None:
         super().__init__(loop, config, stream_stat_configs(config))
         self.ring_config = ring_config
-        self.ring = HeapRing(ring_config.heaps, loop)
+        # Counted when a completed heap finds the ring full, as the reference's
+        # reader blocks then: not merely because the ring filled up. (A partial
+        # over the list, not a bound method: the ring must not keep the core alive.)
+        self.ring = HeapRing(
+            ring_config.heaps, loop, functools.partial(count_blocked, self.stats, "ringbuffer")
+        )
         self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats, log_limited)
+        self._driver: ReaderDriver | None = None
 
     def batch_done(self) -> None:
         self.ring.publish()
@@ -35,19 +43,49 @@ class StreamCore(ReceiverCore):
         return self.ring.full()
 
     async def wait_for_space(self, lossy: bool = False) -> None:
-        self.count_blocked("ringbuffer", warn=lossy)
+        if not self.ring.holding():
+            # A reader pausing at a full ring is blocked, as the reference's
+            # would be at its next heap: counted once per pause (a heap held
+            # beyond the capacity was counted when it was held).
+            count_blocked(self.stats, "ringbuffer")
+        if lossy:
+            self.warn_lossy_wait("ringbuffer")
         await self.ring.wait_space()
 
     def close_handles(self) -> None:
         # The readiness pipe behind Stream.fd serves only the user's object.
         self.ring.close_fd()
+        if self._driver is not None:
+            self._driver.close()
+
+    def get_driven(self, block: bool) -> HeapBase:
+        """The next heap for a blocking consumer on the loop's own thread, running the readers itself.
+
+        ``block``: wait as long as it takes (``Stopped`` at the end); else
+        only what can be done now (``Empty`` if no heap came of it).
+        """
+        ring = self.ring
+        if not ring.size() and not ring.stopped:
+            if block and not self.started:
+                raise RuntimeError(
+                    "the stream has not been started (explicit_start): a blocking get on "
+                    "its own event loop would never return"
+                )
+            if self._driver is None:
+                self._driver = ReaderDriver(self.loop)
+            self._driver.run(
+                lambda: self.readers if self.started else (),
+                lambda: bool(ring.size()) or ring.stopped,
+                block,
+            )
+        return ring.get_nowait()
 
     def finish(self, by_user: bool) -> None:
         # A user's stop counts partial heaps but does not deliver them; a stop
         # from the network side (end of input, stop item) delivers them as
         # incomplete heaps when the ring config asks for that.
         self.assembler.flush(deliver_incomplete=not by_user)
-        self.ring.stop()
+        self.ring.stop(drop_held=by_user)
 
 
 class Stream(_Stream):
@@ -121,6 +159,6 @@ class Stream(_Stream):
 
     def __next__(self) -> HeapBase:
         try:
-            return self.get()
+            return self._core.ring.get()
         except Stopped:
             raise StopIteration from None

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, overload
 
 from .._thread_pool import ThreadPool
+from ..protocols.arguments import ArgumentRangeError, MulticastHopsError
 from ..transports.tcp_send import TcpTransport, tcp_connect
 from ..transports.udp_send import (
     Address,
@@ -153,8 +154,10 @@ def _resolve(
                 if not bounds[0] <= value <= bounds[1]:
                     message = f"{key} must be in the range [{bounds[0]}, {bounds[1]}], not {value}"
                     if key == "ttl":
+                        # The reference raises IndexError for this one (a range check of its own).
                         message = f"multicast hops value out of range: {message}"
-                    raise ValueError(f"{name}: {message}")
+                        raise MulticastHopsError(f"{name}: {message}")
+                    raise ArgumentRangeError(f"{name}: {message}")
         return index, values
     supported = "\n".join(f"    {i}. {name}{o.describe()}" for i, o in enumerate(overloads, 1))
     invoked = ", ".join(repr(a) for a in args)
@@ -171,7 +174,7 @@ def _endpoint_list(name: str, endpoints: Endpoints) -> list[tuple[str, int]]:
     for host, port in endpoints:
         port = operator.index(port)
         if not 0 <= port <= 65535:
-            raise ValueError(f"{name}: port must be in the range [0, 65535], not {port}")
+            raise ArgumentRangeError(f"{name}: port must be in the range [0, 65535], not {port}")
         result.append((host, port))
     return result
 

@@ -433,6 +433,9 @@ class ReceiverSettings:
             bug_compat=spead2.BUG_COMPAT_PYSPEAD_0_5_2 if self.pyspead else 0,
             memcpy=spead2.MEMCPY_NONTEMPORAL if self.memcpy_nt else spead2.MEMCPY_STD,
         )
+        # Counted on request only (the default layout is the reference's nine):
+        # the progress line's drops need it.
+        config.add_stat("invalid_packets")
         if self.mem_pool:
             config.memory_allocator = spead2.MemoryPool(
                 self.mem_lower, self.mem_upper, self.mem_max_free, self.mem_initial

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Buffer, Sequence
+from collections.abc import Buffer, Callable, Sequence
 from typing import Final, Protocol
 
 from ..protocols.batch import PacketBatch
@@ -30,6 +30,9 @@ BATCH_BYTES = 1 << 21
 #: ... and at most this many packets (tiny heaps make many heap objects).
 BATCH_MAX_PACKETS = 1024
 
+
+#: :meth:`Reader.drive_poll`: nothing to do until the reader's ``wake`` is called.
+WAIT: Final = -1
 
 #: :meth:`StreamSink.feed`: read on.
 GO: Final = 0
@@ -99,6 +102,22 @@ class Reader(ABC):
     @abstractmethod
     async def _run(self) -> None:
         """Deliver packets until the source ends or the reader is closed."""
+
+    # -- driven without the event loop (see driver.py) --------------------------------
+
+    def drive_poll(self, wake: Callable[[], None]) -> int | None:
+        """What the next :meth:`drive_step` waits for, when a blocking consumer on the
+        loop's own thread drives this reader: ``None`` (step now), a file
+        descriptor (step once it is readable) or :data:`WAIT` (step after
+        ``wake()``, which the reader arranges to be called from any thread).
+
+        Readers that only run on the event loop raise ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} runs only on its event loop")
+
+    def drive_step(self) -> None:
+        """Do what the event loop would do next for this reader (one batch at most)."""
+        raise NotImplementedError(f"{type(self).__name__} runs only on its event loop")
 
     def close(self) -> None:
         """Stop delivering and release resources (called on the stream's loop)."""

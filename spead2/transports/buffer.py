@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Buffer
+from collections.abc import Buffer, Callable
 
 import numpy as np
 
@@ -32,60 +32,78 @@ class BufferReader(Reader):
             raise TypeError("add_buffer_reader needs a bytes-like object, not str")
         super().__init__(sink)
         self._view = memoryview(buffer).cast("B")
+        self._offset = 0  # on self: the event loop and a blocking consumer both drive it
 
     async def _run(self) -> None:
+        while not self.closed:
+            verdict = self._feed_batch()
+            if verdict == STOP:
+                return
+            if verdict == PAUSE:
+                await self.sink.wait_for_space()
+            else:
+                await asyncio.sleep(0)
+
+    def _feed_batch(self) -> int:
+        """Feed one batch: :data:`GO`, :data:`PAUSE`, or :data:`STOP` once the buffer is done."""
         sink = self.sink
         view = self._view
         end = len(view)
-        offset = 0
-        while not self.closed:
-            # The batch as segments of back-to-back packets: (packet size, count).
-            batch_start = offset
-            sizes: list[int] = []
-            counts: list[int] = []
-            n = 0
-            batch_end = min(end, offset + BATCH_BYTES)
-            previous = 0
-            while offset < batch_end and n < BATCH_MAX_PACKETS:
-                try:
-                    size = packet_size(view, offset)
-                except PacketError as exc:
-                    size = None
-                    log_limited(30, "buffer-invalid", "buffer reader: %s; discarding the rest", exc)
-                if size is None or offset + size > end:
-                    sink.count_invalid()
-                    offset = end
-                    break
-                sizes.append(size)
-                counts.append(1)
-                n += 1
-                start = offset
-                offset += size
-                if size == previous and view[start + 6] == 0 and view[start + 7] == 4:
-                    # Two equal packets, the second with only the per-packet items: guess
-                    # that more like it follow and check them all at once.
-                    room = min(-(-(batch_end - offset) // size), BATCH_MAX_PACKETS - n)
-                    if room >= _MIN_GUESS:
-                        k = same_size_packets(view, offset, size, room)
-                        if k:
-                            sizes.append(size)
-                            counts.append(k)
-                            n += k
-                            offset += k * size
-                previous = size
-            packet_sizes = np.repeat(np.array(sizes, dtype=np.intp), counts)
-            starts = np.empty(n, dtype=np.intp)
-            if n:
-                starts[0] = batch_start
-                np.cumsum(packet_sizes[:-1], out=starts[1:])
-                starts[1:] += batch_start
-            verdict = sink.feed(PacketBatch(view, starts, packet_sizes))
-            if verdict == STOP:
-                return
-            if offset >= end:
-                sink.stop_from_reader()
-                return
-            if verdict == PAUSE:
-                await sink.wait_for_space()
-            else:
-                await asyncio.sleep(0)
+        offset = self._offset
+        # The batch as segments of back-to-back packets: (packet size, count).
+        batch_start = offset
+        sizes: list[int] = []
+        counts: list[int] = []
+        n = 0
+        batch_end = min(end, offset + BATCH_BYTES)
+        previous = 0
+        while offset < batch_end and n < BATCH_MAX_PACKETS:
+            try:
+                size = packet_size(view, offset)
+            except PacketError as exc:
+                size = None
+                log_limited(30, "buffer-invalid", "buffer reader: %s; discarding the rest", exc)
+            if size is None or offset + size > end:
+                sink.count_invalid()
+                offset = end
+                break
+            sizes.append(size)
+            counts.append(1)
+            n += 1
+            start = offset
+            offset += size
+            if size == previous and view[start + 6] == 0 and view[start + 7] == 4:
+                # Two equal packets, the second with only the per-packet items: guess
+                # that more like it follow and check them all at once.
+                room = min(-(-(batch_end - offset) // size), BATCH_MAX_PACKETS - n)
+                if room >= _MIN_GUESS:
+                    k = same_size_packets(view, offset, size, room)
+                    if k:
+                        sizes.append(size)
+                        counts.append(k)
+                        n += k
+                        offset += k * size
+            previous = size
+        self._offset = offset
+        packet_sizes = np.repeat(np.array(sizes, dtype=np.intp), counts)
+        starts = np.empty(n, dtype=np.intp)
+        if n:
+            starts[0] = batch_start
+            np.cumsum(packet_sizes[:-1], out=starts[1:])
+            starts[1:] += batch_start
+        verdict = sink.feed(PacketBatch(view, starts, packet_sizes))
+        if verdict == STOP:
+            return STOP
+        if offset >= end:
+            sink.stop_from_reader()
+            return STOP
+        return verdict
+
+    def drive_poll(self, wake: Callable[[], None]) -> int | None:
+        """Memory is always ready."""
+        return None
+
+    def drive_step(self) -> None:
+        """One batch, as the event loop would feed it."""
+        if not self.closed:
+            self._feed_batch()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .._inproc import InprocQueue
-from .base import BATCH_PACKETS, PAUSE, STOP, Reader, StreamSink
+from .base import BATCH_PACKETS, PAUSE, STOP, WAIT, Reader, StreamSink
 
 
 class InprocReader(Reader):
@@ -22,15 +24,39 @@ class InprocReader(Reader):
         sink = self.sink
         queue = self._queue
         loop = sink.loop
+        paused = False
         while not self.closed:
-            batch, ended = queue._take(BATCH_PACKETS)
-            verdict = sink.feed(batch)
-            if verdict == STOP:
-                return
-            if ended:
-                sink.stop_from_reader()
-                return
-            if not batch:
+            if not len(queue) and not queue._stopped:
                 await queue._wait(loop)
-            elif verdict == PAUSE:
-                await sink.wait_for_space()
+            elif paused and len(queue):
+                # Blocked only now that a packet waits, as the reference's reader
+                # blocks at its next heap (a merely full ring counts nothing).
+                if sink.feed(()) == PAUSE:  # nothing fed: is the ring still full?
+                    await sink.wait_for_space()
+                paused = False
+            else:
+                verdict = self._feed_batch()
+                if verdict == STOP:
+                    return
+                paused = verdict == PAUSE
+
+    def _feed_batch(self) -> int:
+        """Feed what the queue holds (one batch at most): :data:`GO`, :data:`PAUSE` or :data:`STOP`."""
+        sink = self.sink
+        batch, ended = self._queue._take(BATCH_PACKETS)
+        verdict = sink.feed(batch)
+        if verdict == STOP:
+            return STOP
+        if ended:
+            sink.stop_from_reader()
+            return STOP
+        return verdict
+
+    def drive_poll(self, wake: Callable[[], None]) -> int | None:
+        """Step while the queue has packets (or has stopped); otherwise wait for a sender."""
+        return None if self._queue._ready_or_call(wake) else WAIT
+
+    def drive_step(self) -> None:
+        """One batch from the queue, as the event loop would feed it."""
+        if not self.closed:
+            self._feed_batch()

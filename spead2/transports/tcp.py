@@ -19,14 +19,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import sys
+from collections.abc import Callable
 from typing import cast
 
 from .._log import log_limited, logger
 from ..protocols.batch import PacketBatch
 from ..protocols.packet import PacketError, packet_size
-from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
+from .base import BATCH_PACKETS, GO, PAUSE, WAIT, Reader, StreamSink, _report_crash
 from .udp import (
     SocketHandoff,
     duplicate_socket,
@@ -138,6 +140,7 @@ class TcpReader(Reader):
             logger.error("Error in TCP accept: %s", exc.strerror or exc)
             self.close()
             return
+        conn.setblocking(False)
         # Exactly one connection per reader: later ones are refused by the kernel.
         self._stop_accepting()
         self._protocol.socket = conn
@@ -153,6 +156,41 @@ class TcpReader(Reader):
 
     async def _run(self) -> None:
         """Not used: the protocol's callbacks do the work."""
+
+    def drive_poll(self, wake: Callable[[], None]) -> int | None:
+        """The listener until a connection is accepted, then the connection."""
+        conn = self._protocol.socket
+        if conn is None:
+            return self._listener.fileno() if self._listener is not None else WAIT
+        if self._protocol.has_complete_packet():
+            return None  # left in the buffer when the ring filled
+        return conn.fileno()
+
+    def drive_step(self) -> None:
+        """Accept the pending connection, or feed what it has (as the loop's transport would)."""
+        if self.closed:
+            return
+        protocol = self._protocol
+        conn = protocol.socket
+        if conn is None:
+            if self._listener is not None:
+                self._on_acceptable()
+            return
+        if protocol.has_complete_packet():
+            protocol.buffer_updated(0)
+            return
+        buffer = protocol.get_buffer(-1)
+        try:
+            n = os.readv(conn.fileno(), [buffer])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            protocol.end_of_stream(exc)
+            return
+        if n == 0:
+            protocol.end_of_stream(None)
+        else:
+            protocol.buffer_updated(n)
 
     def close(self) -> None:
         """Close the listener or the connection (on the stream's loop)."""
@@ -205,6 +243,10 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             tcp.abort()
             return
         self._transport = tcp
+        if self.has_complete_packet():
+            # A blocking consumer drove the connection before the loop got it
+            # and left packets behind at a full ring: feed them (or pause).
+            self.buffer_updated(0)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._end == 0 and len(self._buffer) > self._capacity:
@@ -229,6 +271,10 @@ class _FramingProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self.end_of_stream(exc)
+
+    def end_of_stream(self, exc: Exception | None) -> None:
+        """The connection ended (EOF or error): count a cut packet and stop the stream."""
         if self._reader.closed:
             return
         if exc is not None:
@@ -310,6 +356,16 @@ class _FramingProtocol(asyncio.BufferedProtocol):
             # (An empty batch asks whether the ring is still full.)
             verdict = sink.feed(PacketBatch(data, starts, sizes))
         return verdict == PAUSE
+
+    def has_complete_packet(self) -> bool:
+        """Whether a whole packet waits in the buffer (left there when the ring filled)."""
+        if self._end - self._start < _HEADER_SIZE:
+            return False
+        try:
+            size = packet_size(self._view[: self._end], self._start)
+        except PacketError:
+            return True  # processing discards it
+        return size is not None and size <= self._end - self._start
 
     def _make_room(self) -> None:
         """Move the partial packet at ``_start`` to the front of a buffer that can hold it all."""

@@ -24,6 +24,7 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .._log import log_limited, logger
@@ -398,8 +399,9 @@ class UdpReader(Reader):
                 break  # the socket is drained
         if verdict == PAUSE and not self.closed:
             self._pause()
-            self._task = sink.loop.create_task(self._run())
-            self._task.add_done_callback(_report_crash)
+            if self._task is None:  # not already waiting (a driven step may pause again)
+                self._task = sink.loop.create_task(self._run())
+                self._task.add_done_callback(_report_crash)
 
     async def _run(self) -> None:
         """Wait for room in the ring, then resume reading the socket."""
@@ -407,6 +409,15 @@ class UdpReader(Reader):
         self._task = None
         if not self.closed:
             self._resume()
+
+    def drive_poll(self, wake: Callable[[], None]) -> int | None:
+        """The socket: step when it is readable."""
+        return self._fd
+
+    def drive_step(self) -> None:
+        """What the event loop calls when the socket is readable."""
+        if not self.closed:
+            self._on_readable()
 
     def _fail(self, exc: OSError) -> None:
         logger.error("UDP reader stopped: receive failed: %s", exc)
