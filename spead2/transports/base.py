@@ -137,7 +137,12 @@ class Reader(ABC):
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    # SystemExit or KeyboardInterrupt (a signal handler's, raised in whatever task
+    # was running) has already left the loop for its runner: not a reader failure.
+    if isinstance(exc, Exception):
         from .._log import logger
 
-        logger.error("receive reader failed", exc_info=task.exception())
+        logger.error("receive reader failed", exc_info=exc)
