@@ -127,7 +127,7 @@ class DatagramReceiver(asyncio.DatagramProtocol):
         self._waiter.add_done_callback(_report_crash)
 
     async def _wait_for_space(self) -> None:
-        await self._sink.wait_for_space()
+        await self._sink.wait_for_space(lossy=True)  # the kernel may drop meanwhile
         self._waiter = None
         transport: Any = self._transport  # asyncio's can pause (see _pause); the ABC does not say so
         if transport is not None and not self._reader.closed:
