@@ -118,3 +118,14 @@ def test_fixed_rate_command_names_bad_values(args: list[str], message: str) -> N
     )
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+@pytest.mark.timeout(300)
+def test_exit_with_live_streams_each_case_once() -> None:
+    """One run of each case of the exit-with-live-streams command (it runs 1000 by hand)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "exit_with_live_streams.py"), "--jobs", "2"],
+        capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    assert "10 runs of 10 cases" in proc.stdout and "10 passed, 0 failed" in proc.stdout

@@ -270,7 +270,7 @@ def test_filter_on_vlan_tagged_frames(pool, tmp_path):
 # -- stream behaviour -----------------------------------------------------------------------
 
 
-def test_big_file_tiny_ring_is_lossless(pool, tmp_path):
+def test_big_file_tiny_ring_is_lossless(pool, tmp_path, caplog):
     n = 3 * READ_FRAMES  # several worker batches, each split into several core batches
     path = tmp_path / "big.pcapng"
     pf.write_pcapng(path, [pf.udp_frame(p) for p in flat(heap_packets(n))])
@@ -282,6 +282,7 @@ def test_big_file_tiny_ring_is_lossless(pool, tmp_path):
     assert stats["packets"] == 2 * n
     assert stats["worker_blocked"] > 0
     assert stats["incomplete_heaps_evicted"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # a file loses nothing by waiting
 
 
 def test_end_of_file_flushes_partial_heaps(pool, tmp_path):
@@ -639,3 +640,56 @@ def test_live_fifo_heaps_written_later_arrive_one_by_one(pool, tmp_path):
         assert list(stream) == []
     finally:
         writer.finish()
+
+
+@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="capturing on lo needs root")
+@pytest.mark.timeout(120)
+def test_live_tcpdump_capture_through_a_fifo(pool, tmp_path):
+    """``tcpdump -U -w FIFO`` capturing our sender on lo: heaps arrive while it runs; stop is at once."""
+    import socket
+
+    port_owner = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    port_owner.bind(("127.0.0.1", 0))  # keeps the port ours; the datagrams are read from the capture
+    port = port_owner.getsockname()[1]
+    fifo = tmp_path / "live"
+    os.mkfifo(fifo)
+    tcpdump = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-U", "-Z", "root", "-w", str(fifo), f"udp dst port {port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    sender = spead2.send.UdpStream(pool, [("127.0.0.1", port)])
+
+    def send(n):
+        # A short burst, then silence (tcpdump keeps the FIFO open): far fewer
+        # frames than a batch of a capture file. tcpdump says it is listening
+        # once the reader has opened the FIFO.
+        if n > 1:
+            assert tcpdump.stderr is not None
+            assert "listening on lo" in tcpdump.stderr.readline()
+        group = make_group()
+        for i in range(n):
+            group["index"].value, group["data"].value = heap_values(i)
+            sender.send_heap(group.get_heap(descriptors="all"))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=send, args=(20,), daemon=True)
+    thread.start()
+    try:
+        stream = PcapStream(pool)
+        # Opening waits for tcpdump's header (written with its first captured packet).
+        stream.add_udp_pcap_file_reader(str(fifo))
+        heaps = [_get_within(stream, 5) for _ in range(20)]
+        assert received_indices(heaps) == list(range(20))  # values checked against those sent
+        started = time.monotonic()
+        stream.stop()
+        assert time.monotonic() - started < 5
+        # tcpdump's next write finds the FIFO closed: it ends.
+        send(1)
+        tcpdump.wait(TIMEOUT)
+    finally:
+        thread.join(TIMEOUT)
+        if tcpdump.poll() is None:
+            tcpdump.kill()
+            tcpdump.wait()
+        port_owner.close()

@@ -58,3 +58,23 @@ def test_stop_item_stops_the_stream(loop):
     assert core.stopped
     s = stats(core)
     assert (s["batches"], s["max_batch"], s["packets"]) == (1, 2, 2)  # the packet after the stop is not fed
+
+
+def test_a_signal_handlers_exit_in_a_reader_task_is_not_a_reader_failure(loop, caplog):
+    """SystemExit raised in a reader's task (a SIGTERM handler) is the runner's, not logged."""
+    from spead2.transports.base import _report_crash
+
+    async def ends_with(exc):
+        raise exc
+
+    exiting = loop.create_task(ends_with(SystemExit(143)))
+    exiting.add_done_callback(_report_crash)
+    with pytest.raises(SystemExit):
+        loop.run_until_complete(exiting)
+    failing = loop.create_task(ends_with(ValueError("a real failure")))
+    failing.add_done_callback(_report_crash)
+    with pytest.raises(ValueError):
+        loop.run_until_complete(failing)
+    loop.run_until_complete(asyncio.sleep(0))  # the done callbacks
+    failures = [r for r in caplog.records if r.getMessage() == "receive reader failed"]
+    assert [r.exc_info[1] for r in failures] == [failing.exception()]

@@ -69,8 +69,12 @@ class StreamSink(Protocol):
         """
         ...
 
-    async def wait_for_space(self) -> None:
-        """Wait (counting ``worker_blocked``) until the ring has room."""
+    async def wait_for_space(self, lossy: bool = False) -> None:
+        """Wait (counting ``worker_blocked``) until the ring has room.
+
+        ``lossy``: the source drops data while the reader waits (UDP), which is
+        worth a warning; for lossless sources waiting is normal back-pressure.
+        """
 
     def count_invalid(self, n: int = 1) -> None:
         """Count packets the transport dropped before the core saw them."""
@@ -133,7 +137,12 @@ class Reader(ABC):
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    # SystemExit or KeyboardInterrupt (a signal handler's, raised in whatever task
+    # was running) has already left the loop for its runner: not a reader failure.
+    if isinstance(exc, Exception):
         from .._log import logger
 
-        logger.error("receive reader failed", exc_info=task.exception())
+        logger.error("receive reader failed", exc_info=exc)
