@@ -300,22 +300,22 @@ class BatchPlace:
     negative indices, the heaps of that call are rejected (and logged).
     """
 
-    __slots__ = ("function",)
+    __slots__ = ("_function",)
 
     def __init__(self, function: Callable[[np.ndarray], Any]) -> None:
         if not callable(function):
             raise TypeError(f"BatchPlace needs a callable, not {type(function).__name__}")
-        self.function = function
+        self._function = function
 
     def __repr__(self) -> str:
-        return f"BatchPlace({self.function!r})"
+        return f"BatchPlace({self._function!r})"
 
 
 class _BatchPlace:
     """Adapts a :class:`BatchPlace`: ``prepare`` places a batch's heaps, ``__call__`` looks them up."""
 
     def __init__(self, place: BatchPlace, n_items: int) -> None:
-        self._function = place.function
+        self._function = place._function
         self._n_items = n_items
         self._ready: dict[tuple[int, ...], Placement] = {}
         self.extra = memoryview(bytearray(0))
