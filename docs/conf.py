@@ -7,7 +7,8 @@ decided at build time rather than written into the pages:
   ``robustness.md``) are linked, or included, only when they exist, so the
   site builds cleanly before they land;
 * the lossless-rate plot is drawn from ``_data/lossless_rate.csv`` by
-  ``make_plots.py`` when that file holds measurements;
+  ``make_plots.py`` when that file holds measurements, and the performance
+  page's headline chart and table from ``_data/headline.csv``;
 * ``.. remaining-members::`` documents every public name of a module that an
   API page does not list by name, so nothing public goes undocumented;
 * ``.. command-help::`` shows a command-line tool's ``--help`` as the code
@@ -93,6 +94,19 @@ PLOT_OUTPUT = DOCS / "_generated" / "lossless_rate.svg"
 
 _REPORT_MARKER = "<!-- performance-report -->"
 _PLOT_MARKER = "<!-- lossless-rate-plot -->"
+_HEADLINE_CHART_MARKER = "<!-- headline-chart -->"
+_HEADLINE_TABLE_MARKER = "<!-- headline-table -->"
+
+
+def _headline_chart_block(have_chart: bool) -> str:
+    if not have_chart:
+        return ":::{note}\nThe headline figures are pending: `docs/_data/headline.csv` is missing.\n:::\n"
+    return (
+        "```{figure} _generated/headline.svg\n:alt: This package's speed relative to the "
+        "C++-backed spead2, per workload\n\nThis package's figure divided by the C++-backed "
+        "spead2's, per workload, on the same machine in the same run (higher is faster; "
+        "data: `docs/_data/headline.csv`).\n```\n"
+    )
 
 
 def _report_block() -> str:
@@ -120,6 +134,9 @@ def _plot_block(have_plot: bool) -> str:
 
 def _on_builder_inited(app: Any) -> None:
     app.env.spead2_have_plot = make_plots.make_plot(PLOT_DATA, PLOT_OUTPUT)
+    app.env.spead2_have_headline = make_plots.make_ratio_plot(
+        make_plots.HEADLINE_DATA, make_plots.HEADLINE_OUTPUT
+    )
 
 
 def _on_source_read(app: Any, docname: str, source: list[str]) -> None:
@@ -129,8 +146,14 @@ def _on_source_read(app: Any, docname: str, source: list[str]) -> None:
                 source[0] = re.sub(rf"^[ \t]*{page}[ \t]*\n", "", source[0], flags=re.MULTILINE)
     elif docname == "performance_page":
         have_plot = getattr(app.env, "spead2_have_plot", False)
-        source[0] = source[0].replace(_REPORT_MARKER, _report_block()).replace(
-            _PLOT_MARKER, _plot_block(have_plot)
+        have_headline = getattr(app.env, "spead2_have_headline", False)
+        table = make_plots.headline_table() if have_headline else ""
+        source[0] = (
+            source[0]
+            .replace(_REPORT_MARKER, _report_block())
+            .replace(_PLOT_MARKER, _plot_block(have_plot))
+            .replace(_HEADLINE_CHART_MARKER, _headline_chart_block(have_headline))
+            .replace(_HEADLINE_TABLE_MARKER, table)
         )
 
 
@@ -188,9 +211,11 @@ class RemainingMembers(SphinxDirective):
                 kind = "autoexception"
             else:
                 kind = "autoclass"
-            lines += [f".. {kind}:: {module_name}.{name}", ""]
+            lines.append(f".. {kind}:: {module_name}.{name}")
             if kind == "autoclass":
-                lines += ["   :inherited-members:", ""]
+                # (Options must follow the directive line directly.)
+                lines.append("   :inherited-members:")
+            lines.append("")
         if not lines:
             return []
         container = nodes.container()
@@ -206,9 +231,11 @@ class RemainingMembers(SphinxDirective):
 
 class CommandHelp(SphinxDirective):
     """``.. command-help:: spead2.tools.capture``: the tool's ``--help`` output,
-    produced at build time so the page always matches the code."""
+    produced at build time so the page always matches the code. Further
+    arguments come before ``--help`` (``.. command-help:: spead2.tools.bench master``)."""
 
     required_arguments = 1
+    optional_arguments = 3
 
     def run(self) -> list[nodes.Node]:
         spec = importlib.util.find_spec(self.arguments[0])
@@ -216,7 +243,7 @@ class CommandHelp(SphinxDirective):
             self.env.note_dependency(spec.origin)
         env = dict(os.environ, COLUMNS="88", PYTHONPATH=str(ROOT))
         result = subprocess.run(
-            [sys.executable, "-m", self.arguments[0], "--help"],
+            [sys.executable, "-m", *self.arguments, "--help"],
             capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False,
         )
         if result.returncode != 0:

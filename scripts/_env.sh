@@ -1,6 +1,8 @@
-# Shared set-up for scripts/demo.sh and scripts/test.sh (sourced, not run).
-# Finds Python >= 3.13, creates .venv with the package and its test extras,
-# and (for tests) a separate venv holding the reference spead2 as a peer.
+# Shared set-up for scripts/demo.sh, scripts/test.sh and scripts/docs.sh
+# (sourced, not run). Finds Python >= 3.13 and creates a virtual environment
+# holding the package with what the script needs: the demo's holds the
+# package alone (.venv-demo), the tests' its test and docs extras too (.venv);
+# for tests, a separate venv holds the reference spead2 as a peer.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,18 +21,22 @@ find_python() {
     return 1
 }
 
+# setup_venv [DIR [EXTRAS]]: DIR (default .venv) with the package installed
+# editable, plus EXTRAS (default "test,docs"; "" for the package alone).
 setup_venv() {
+    local dir="${1:-.venv}"
+    local extras="${2-test,docs}"
     local py
     py="$(find_python)"
-    if [ ! -x .venv/bin/python ]; then
-        PYENV_VERSION="${PYENV_VERSION:-3.13.0}" "$py" -m venv .venv
+    if [ ! -x "$dir/bin/python" ]; then
+        PYENV_VERSION="${PYENV_VERSION:-3.13.0}" "$py" -m venv "$dir"
     fi
     # Reinstall only when the project's metadata changed since the last install.
-    local stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+    local stamp="$dir/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
     if [ ! -f "$stamp" ]; then
-        .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e ".[test,docs]"
-        rm -f .venv/.installed-*
+        "$dir/bin/python" -m pip install -q --upgrade pip
+        "$dir/bin/python" -m pip install -q -e ".${extras:+[$extras]}"
+        rm -f "$dir"/.installed-*
         touch "$stamp"
     fi
 }

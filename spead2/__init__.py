@@ -64,8 +64,18 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-#: The reference API version this package is compatible with.
+#: The version of the spead2 API this package implements (that of the C++-backed
+#: spead2 it is compatible with), so that code checking ``spead2.__version__``
+#: keeps working. This package's own version is :data:`__implementation_version__`.
 __version__ = "4.5.1"
+
+#: Which implementation of the spead2 API this is: ``"aiospead2"`` (this
+#: package). The C++-backed spead2 has no such attribute, so
+#: ``getattr(spead2, "__implementation__", "spead2")`` tells the two apart.
+__implementation__ = "aiospead2"
+
+#: This package's own version (the ``aiospead2`` distribution's).
+__implementation_version__ = "0.1.0"
 
 __all__ = [
     "BUG_COMPAT_DESCRIPTOR_WIDTHS",

@@ -156,7 +156,8 @@ def test_page_code_runs(page: Path, tmp_path: Path) -> None:
         pytest.importorskip("aiohttp", reason="the page's code needs aiohttp")
     code = "\n\n".join(body for info, body in blocks if info == "python")
     code = re.sub(r"^PORT = 8888\b", f"PORT = {free_port()}", code, flags=re.MULTILINE)
-    script = tmp_path / (page.stem + ".py")
+    # (Prefixed, so that a page called logging.md does not shadow the logging module.)
+    script = tmp_path / f"page_{page.stem}.py"
     script.write_text(code)
     result = run_python([str(script)])
     assert result.returncode == 0, (
@@ -254,6 +255,43 @@ def test_plot_rejects_bad_data(tmp_path: Path) -> None:
         make_plots.read_measurements(data)
 
 
+HEADLINE = (
+    "workload,unit,ours,reference,higher_is_better\n"
+    "decode,GB/s,3.0,19.6,yes\n"
+    '"encode, small",heaps/s,166726,17879,yes\n'
+    "memory,MiB,12.7,4.2,no\n"
+)
+
+
+def test_headline_table_and_chart(tmp_path: Path) -> None:
+    make_plots = _make_plots()
+    data = tmp_path / "headline.csv"
+    data.write_text(HEADLINE)
+    assert make_plots.headline_table(data).splitlines()[2:] == [
+        "| decode | GB/s | 3 | 19.6 | 0.15 |",
+        "| encode, small | heaps/s | 166,726 | 17,879 | 9.33 |",
+        "| memory (lower is better) | MiB | 12.7 | 4.2 | 3.02 |",
+    ]
+    output = tmp_path / "headline.svg"
+    assert make_plots.make_ratio_plot(data, output) is True
+    svg = output.read_text()
+    # One bar per higher-is-better workload, labelled with its ratio.
+    assert "decode" in svg and "encode, small" in svg and "memory" not in svg
+    assert "0.15" in svg and "9.33" in svg
+
+
+def test_headline_rejects_bad_data(tmp_path: Path) -> None:
+    make_plots = _make_plots()
+    data = tmp_path / "headline.csv"
+    data.write_text("workload,unit,ours,reference,higher_is_better\nx,GB/s,1,0,yes\n")
+    with pytest.raises(ValueError, match=r"headline\.csv:2"):
+        make_plots.read_headline(data)
+    data.write_text("workload,ours\nx,1\n")
+    with pytest.raises(ValueError, match="reference"):
+        make_plots.read_headline(data)
+    assert make_plots.make_ratio_plot(tmp_path / "missing.csv", tmp_path / "x.svg") is False
+
+
 # -- the site ------------------------------------------------------------------------------
 
 
@@ -300,6 +338,47 @@ def test_api_reference_covers_every_public_name(site: Path) -> None:
     assert not missing, f"not in the API reference: {missing}"
 
 
+def public_members(cls: type) -> dict[str, type]:
+    """The public methods, properties and attributes of ``cls``, inherited ones included
+    (from this package's classes, not ``object`` or other libraries), each with the
+    class that defines it."""
+    members: dict[str, type] = {}
+    for base in reversed(cls.__mro__):
+        if not base.__module__.startswith("spead2"):
+            continue
+        members.update(
+            (name, base) for name, value in vars(base).items()
+            if not name.startswith("_") and not isinstance(value, type)
+        )
+    return members
+
+
+def test_api_reference_covers_every_public_member(site: Path) -> None:
+    """Methods, properties and constants too: each on the class's own entry, or on the entry
+    of the public class it inherits it from (where the reference documents it)."""
+    html = "".join(p.read_text() for p in (site / "api").glob("*.html"))
+    ids = set(re.findall(r'id="(spead2[\w.]*)"', html))
+    by_owner = {tuple(i.rsplit(".", 2)[-2:]) for i in ids}
+    missing = []
+    for module_name in ("spead2", "spead2.recv", "spead2.recv.asyncio", "spead2.send",
+                        "spead2.send.asyncio"):
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if name.startswith("_") or not inspect.isclass(obj) or issubclass(obj, BaseException):
+                continue
+            for member, owner in public_members(obj).items():
+                if f"{module_name}.{name}.{member}" in ids:
+                    continue
+                if not owner.__name__.startswith("_") and (owner.__name__, member) in by_owner:
+                    continue
+                missing.append(f"{module_name}.{name}.{member}")
+    assert not missing, f"not in the API reference: {missing}"
+    # Inherited from Descriptor, and listed on Item's own entry as users look for them there.
+    for member in ("from_raw", "to_raw", "dynamic_shape", "compatible_shape"):
+        assert f"spead2.Item.{member}" in ids, member
+
+
 def test_diagrams_are_shown(site: Path) -> None:
     packets = (site / "concepts" / "packets.html").read_text()
     architecture = (site / "concepts" / "architecture.html").read_text()
@@ -312,6 +391,13 @@ def test_diagrams_are_shown(site: Path) -> None:
 def test_performance_page(site: Path) -> None:
     html = (site / "performance_page.html").read_text()
     make_plots = _make_plots()
+    # It opens with the headline chart and table; the method and history come after.
+    chart = html.index("headline.svg")
+    assert chart < html.index("<table") < html.index("Benchmarks against the reference")
+    assert html.index("Benchmarks against the reference") < html.index("What was optimised")
+    assert html.index("lossless-rate-against-packet-size") > chart
+    for row in make_plots.read_headline():
+        assert row.workload in html
     data = DOCS / "_data" / "lossless_rate.csv"
     if make_plots.read_measurements(data):
         assert "lossless_rate.svg" in html
@@ -326,3 +412,42 @@ def test_performance_page(site: Path) -> None:
 def test_capture_tool_help_is_on_its_page(site: Path) -> None:
     html = (site / "tutorials" / "pcap.html").read_text()
     assert "--max-backlog" in html and "ENDPOINT" in html
+
+
+# -- user-facing text stands alone -------------------------------------------------------
+
+#: What user-facing text must not cite: files users do not have (the
+#: developers' notes beside the repository, internal design documents, their
+#: section numbers) and issue numbers.
+INTERNAL_CITATION = re.compile(
+    r"\.\./shared|\bshared/(?:reference|spec|seeds)|\b(?:API|PROTOCOL|DESIGN|TOOLS)\.md\b"
+    r"|§\s*\d|\b[Ii]ssues?\s+#?\d+|\(#\d+\)"
+)
+
+
+def internal_citations(text: str) -> list[str]:
+    """Each line of ``text`` that cites an internal document or an issue."""
+    return [line.strip() for line in text.splitlines() if INTERNAL_CITATION.search(line)]
+
+
+def test_internal_citation_pattern() -> None:
+    for cited in ("see ../shared/DESIGN.md", "(API.md §8.1)", "PROTOCOL.md §9.1", "Issue #6",
+                  "issue 6 asks", "as in DESIGN.md", "fixed (#12)"):
+        assert internal_citations(cited), cited
+    for fine in ("the differences page", "a TCP receiver", "Python 3.13", "#12345 colour"):
+        assert not internal_citations(fine), fine
+
+
+def test_readme_stands_alone() -> None:
+    assert not internal_citations((ROOT / "README.md").read_text())
+
+
+def test_site_stands_alone(site: Path) -> None:
+    """No page of the site (its text, the API reference's docstrings, the tools' --help) cites
+    internal documents or issues."""
+    found = []
+    for page in sorted(site.rglob("*.html")):
+        text = re.sub(r"<[^>]+>", " ", page.read_text())
+        for line in internal_citations(text):
+            found.append(f"{page.relative_to(site)}: {line[:120]}")
+    assert not found, "\n".join(found)

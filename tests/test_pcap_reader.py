@@ -270,7 +270,7 @@ def test_filter_on_vlan_tagged_frames(pool, tmp_path):
 # -- stream behaviour -----------------------------------------------------------------------
 
 
-def test_big_file_tiny_ring_is_lossless(pool, tmp_path):
+def test_big_file_tiny_ring_is_lossless(pool, tmp_path, caplog):
     n = 3 * READ_FRAMES  # several worker batches, each split into several core batches
     path = tmp_path / "big.pcapng"
     pf.write_pcapng(path, [pf.udp_frame(p) for p in flat(heap_packets(n))])
@@ -282,6 +282,7 @@ def test_big_file_tiny_ring_is_lossless(pool, tmp_path):
     assert stats["packets"] == 2 * n
     assert stats["worker_blocked"] > 0
     assert stats["incomplete_heaps_evicted"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # a file loses nothing by waiting
 
 
 def test_end_of_file_flushes_partial_heaps(pool, tmp_path):

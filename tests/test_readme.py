@@ -11,7 +11,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re
 
 
 def test_readme_has_examples():
-    assert len(BLOCKS) == 2
+    assert len(BLOCKS) == 3
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
@@ -22,6 +22,7 @@ def test_readme_block_runs(index):
     )
     assert result.returncode == 0, result.stderr
     expected = [
+        ["aiospead2", "4.5.1"],
         ["1 [0. 0. 0.]", "2 [1. 1. 1.]", "3 [2. 2. 2.]"],
         ["[0 1 2 3]"],
     ][index]

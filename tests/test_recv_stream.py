@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import logging
 import os
 import select
 import signal
@@ -131,6 +132,63 @@ async def test_inproc_asyncio_concurrent_gets_in_call_order(pool):
         await asyncio.wait_for(stream.get(), 10)
 
 
+async def test_asyncio_get_cancelled_by_timeouts_loses_no_heap(pool):
+    """``asyncio.wait_for(stream.get(), t)`` timing out, again and again, loses no heap.
+
+    The heaps arrive a few packets at a time while the consumer gives up its
+    ``get()`` after 0, 10 µs or 100 µs, so cancellations land before, while
+    and just after heaps are handed over.
+    """
+    n = 300
+    packets = list(_split_packets(encode_heaps(pool, n)))
+    queue = spead2.InprocQueue()
+    stream = spead2.recv.asyncio.Stream(pool)
+    stream.add_inproc_reader(queue)
+
+    async def feed():
+        for i, packet in enumerate(packets):
+            queue.add_packet(packet)
+            if i % 5 == 0:
+                await asyncio.sleep(0.0001)
+        queue.stop()
+
+    feeder = asyncio.create_task(feed())
+    heaps = []
+    timeouts = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            heaps.append(await asyncio.wait_for(stream.get(), (0, 1e-5, 1e-4)[timeouts % 3]))
+        except TimeoutError:
+            timeouts += 1
+        except spead2.Stopped:
+            break
+    await feeder
+    assert timeouts > 0  # cancellations really happened
+    check_heaps(heaps, n)
+
+
+async def test_asyncio_cancelled_async_for_task_leaves_the_heap_for_the_next(pool):
+    queue = spead2.InprocQueue()
+    stream = spead2.recv.asyncio.Stream(pool)
+    stream.add_inproc_reader(queue)
+
+    async def first_heap():
+        async for heap in stream:
+            return heap
+
+    waiting = asyncio.create_task(first_heap())
+    await asyncio.sleep(0.01)  # waiting inside async for
+    waiting.cancel()
+    for packet in _split_packets(encode_heaps(pool, 3)):
+        queue.add_packet(packet)
+    queue.stop()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    heaps = [heap async for heap in stream]
+    check_heaps(heaps, 3)
+
+
 def test_explicit_start_holds_readers(pool):
     stream = spead2.recv.Stream(pool, spead2.recv.StreamConfig(explicit_start=True))
     stream.add_buffer_reader(encode_heaps(pool, 3))
@@ -180,7 +238,7 @@ def _split_packets(data):
         offset += size
 
 
-def test_backpressure_is_lossless(pool):
+def test_backpressure_is_lossless(pool, caplog):
     n = 3 * BATCH_MAX_PACKETS  # several reader batches
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     stream.add_buffer_reader(encode_heaps(pool, n))
@@ -192,6 +250,7 @@ def test_backpressure_is_lossless(pool):
     check_heaps(heaps, n)
     assert stream.stats["worker_blocked"] > 0
     assert stream.stats["heaps"] == n
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # a buffer loses nothing by waiting
 
 
 def test_ring_occupancy_bounded_by_capacity_plus_batch(pool):
@@ -246,6 +305,22 @@ def test_one_consumer_wakeup_per_batch(pool):
     heaps = [stream.get() for _ in range(n)]
     assert len(heaps) == n
     assert heaps_at_publish[0] == n
+
+
+def test_inproc_backpressure_is_counted_not_warned(pool, caplog):
+    """An in-process queue waits for the consumer (lossless): counted, no "ring full" warning."""
+    n = 200
+    queue = spead2.InprocQueue()
+    for packet in _split_packets(encode_heaps(pool, n)):
+        queue.add_packet(packet)
+    stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
+    stream.add_inproc_reader(queue)
+    deadline = time.monotonic() + 10
+    while not stream.stats["worker_blocked"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.stats["worker_blocked"] >= 1
+    check_heaps(list(stream), n)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_stop_heap_ends_stream_and_is_not_delivered(pool):

@@ -9,6 +9,7 @@ import inspect
 import logging
 import struct
 import threading
+import time
 from collections.abc import Awaitable
 
 import numpy as np
@@ -751,3 +752,58 @@ async def test_flush_uses_blocking_send() -> None:
     transport.waits[0].set_result(None)
     await settle()
     assert len(transport.packets) == 6
+
+
+# -- max_heaps slots (as the reference) ------------------------------------------------------
+
+
+def _slow_config() -> StreamConfig:
+    """~0.1 s per 20 KB heap: long enough for other calls to find the slots taken."""
+    return StreamConfig(max_heaps=2, rate=2e5, burst_size=1000)
+
+
+def _big_heap() -> Heap:
+    group = spead2.send.ItemGroup()
+    group.add_item(0x1000, "x", "x", shape=(20000,), dtype=np.uint8)
+    group["x"].value = np.zeros(20000, np.uint8)
+    return group.get_heap(descriptors="all", data="all")
+
+
+def test_send_heap_with_every_slot_taken_raises_at_once() -> None:
+    """Two threads sending on a slow stream with max_heaps=2: a third send_heap fails, not waits."""
+    stream = BytesStream(spead2.ThreadPool(), _slow_config())
+    heap = _big_heap()
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(stream.send_heap(heap))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while stream._in_flight < 2:
+        assert time.monotonic() < deadline, "the senders did not start"
+        time.sleep(0.001)
+    started = time.monotonic()
+    with pytest.raises(IOError) as info:  # noqa: PT011 - the reference's type, exactly
+        stream.send_heap(heap)
+    assert time.monotonic() - started < 0.05  # at once, not after a heap's worth of waiting
+    assert isinstance(info.value, BlockingIOError) and info.value.errno == errno.EAGAIN
+    for t in threads:
+        t.join(10)
+    assert len(results) == 2 and all(isinstance(n, int) and n > 20000 for n in results)
+    assert stream.send_heap(heap) > 20000  # the slots are free again
+
+
+async def test_async_send_beyond_the_slots_and_active_count() -> None:
+    queue = spead2.InprocQueue()
+    stream = send_asyncio.InprocStream(spead2.ThreadPool(), [queue], _slow_config())
+    heap = _big_heap()
+    assert stream._active == 0
+    futures = [stream.async_send_heap(heap) for _ in range(6)]
+    assert stream._active == 6  # the reference's count: failing sends included
+    await stream.async_flush()  # waits for every heap in flight
+    assert all(f.done() for f in futures)
+    errors = [f.exception() for f in futures]
+    assert errors[:2] == [None, None]
+    assert all(isinstance(e, BlockingIOError) and e.errno == errno.EAGAIN for e in errors[2:])
+    await asyncio.sleep(0)  # done callbacks run
+    assert stream._active == 0
+    assert len(queue) > 2  # the two heaps' packets

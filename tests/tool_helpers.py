@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
+import pty
+import re
+import select
 import signal
 import socket
 import subprocess
@@ -143,3 +146,68 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.communicate()
+
+
+class TerminalProcess:
+    """A tool running with its stdout on a pseudo-terminal (as in a terminal), stderr piped.
+
+    :meth:`read_until` and :meth:`finish` collect what it writes to the
+    terminal (``text``), each bounded in time.
+    """
+
+    def __init__(self, command: Sequence[str]) -> None:
+        self._master, slave = pty.openpty()
+        try:
+            self.proc = subprocess.Popen(
+                list(command), stdout=slave, stderr=subprocess.PIPE, text=True,
+                env={**env(), "COLUMNS": "160", "TERM": "xterm"}, cwd=REPO,
+            )
+        finally:
+            os.close(slave)
+        self._chunks: list[bytes] = []
+
+    @property
+    def text(self) -> str:
+        return b"".join(self._chunks).decode(errors="replace")
+
+    def _read(self, timeout: float) -> bool:
+        """Read what is there within ``timeout``; False once the terminal is closed."""
+        ready, _, _ = select.select([self._master], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            data = os.read(self._master, 65536)
+        except OSError:  # the other end closed
+            return False
+        if data:
+            self._chunks.append(data)
+        return bool(data)
+
+    def read_until(self, pattern: str, timeout: float = READY_TIMEOUT) -> re.Match[str]:
+        """Read until ``pattern`` (a regular expression) appears in the output."""
+        deadline = time.monotonic() + timeout
+        while (match := re.search(pattern, self.text)) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._read(min(remaining, 0.5)):
+                if (match := re.search(pattern, self.text)) is not None:
+                    break
+                raise AssertionError(f"{pattern!r} not seen within {timeout} s:\n{self.text}")
+        return match
+
+    def finish(self, timeout: float = RUN_TIMEOUT) -> tuple[str, str]:
+        """Read until the process exits; returns (terminal text, stderr)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._read(0.5):
+            pass
+        try:
+            _, err = self.proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise AssertionError(f"process did not finish within {timeout} s:\n{self.text}") from None
+        return self.text, err
+
+    def close(self) -> None:
+        """Kill the process if it is still running and close the terminal (for ``finally``)."""
+        stop_process(self.proc)
+        os.close(self._master)

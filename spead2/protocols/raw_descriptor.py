@@ -14,11 +14,17 @@ class RawDescriptor:
     __slots__ = ("id", "name", "description", "numpy_header", "format", "shape")
 
     def __init__(self) -> None:
+        #: The item ID the descriptor describes.
         self.id: int = 0
+        #: The item's name (ASCII bytes).
         self.name: bytes = b""
+        #: The item's description (ASCII bytes).
         self.description: bytes = b""
+        #: A numpy ``.npy`` header giving dtype, order and shape (empty if none).
         self.numpy_header: bytes = b""
+        #: The item's format: ``(code, bits)`` pairs such as ``("u", 48)``.
         self.format: list[tuple[str, int]] = []
+        #: The item's shape, ``None`` for a variable dimension.
         self.shape: list[int | None] = []
 
     def __repr__(self) -> str:

@@ -148,6 +148,7 @@ class ChunkStreamConfig:
     beyond the reference, a Python callable taking one :class:`ChunkPlaceData`.
     """
 
+    #: Default number of chunks under construction at once.
     DEFAULT_MAX_CHUNKS: ClassVar[int] = 2
 
     __slots__ = ("_items", "_max_chunks", "_place", "_max_heap_extra", "_packet_presence")

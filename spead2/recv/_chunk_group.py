@@ -46,6 +46,7 @@ class ChunkStreamGroupConfig:
         #: Advance only once every member has finished the oldest chunk.
         LOSSLESS = 1
 
+    #: Default number of chunks under construction at once (as for a single stream).
     DEFAULT_MAX_CHUNKS: ClassVar[int] = ChunkStreamConfig.DEFAULT_MAX_CHUNKS
 
     __slots__ = ("_max_chunks", "_eviction_mode")

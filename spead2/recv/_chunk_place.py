@@ -109,15 +109,29 @@ class ChunkPlaceData:
     )
 
     def __init__(self, batch_stats: np.ndarray, extra: memoryview) -> None:
+        #: Input: the heap's first received packet, header included (read-only; valid
+        #: only during the call).
         self.packet = memoryview(b"")
+        #: Input: the size of ``packet`` in bytes.
         self.packet_size = 0
+        #: Input: per ``ChunkStreamConfig.items`` entry, that item's immediate value in
+        #: ``packet``, or -1.
         self.items: list[int] = []
+        #: Output: the chunk the heap goes to (-1 on entry; leave it negative to reject
+        #: the heap).
         self.chunk_id = -1
+        #: Output: the heap's index in the chunk (its entry in ``chunk.present``).
         self.heap_index = 0
+        #: Output: where the heap's payload goes in ``chunk.data`` (bytes).
         self.heap_offset = 0
+        #: Input: numpy ``uint64`` array indexed by statistic index; add to your
+        #: ``add_stat`` counters here.
         self.batch_stats = batch_stats
+        #: Input: ``max_heap_extra`` writable scratch bytes.
         self.extra = extra
+        #: Output: where in ``chunk.extra`` the bytes of ``extra`` are copied.
         self.extra_offset = 0
+        #: Output: how many bytes of ``extra`` to copy (0: none).
         self.extra_size = 0
 
     def __repr__(self) -> str:

@@ -186,7 +186,7 @@ class ChunkStreamCore(ReceiverCore):
     def ring_full(self) -> bool:
         return self.placer.blocked or self.source.backlogged
 
-    async def wait_for_space(self) -> None:
+    async def wait_for_space(self, lossy: bool = False) -> None:
         """Wait until a chunk is available (and held packets placed) and the data ring took its chunks.
 
         Several readers may wait at once; one task does the work for all of them.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ..protocols.arguments import ArgumentRangeError
 from ..transports.base import Reader
@@ -114,8 +114,8 @@ def _resolve(
     method: str, overloads: Sequence[_Overload], args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[int, dict[str, Any]]:
     """The index of the first overload that accepts the arguments, and the bound arguments."""
-    for index, overload in enumerate(overloads):
-        values = overload.bind(args, kwargs)
+    for index, candidate in enumerate(overloads):
+        values = candidate.bind(args, kwargs)
         if values is not None:
             for name, value in values.items():
                 bounds = _BOUNDS.get(name)
@@ -180,6 +180,31 @@ class NetworkReaders:
 
         def _add_reader(self, make: type[Reader], *args: Any) -> None: ...
 
+    # The overloads, for editors and type checkers (a str port is caught
+    # before it runs); the implementation resolves them at run time as the
+    # reference does.
+    @overload
+    def add_udp_reader(
+        self, port: int, max_size: int = ..., buffer_size: int = ..., bind_hostname: str = ...
+    ) -> None: ...
+    @overload
+    def add_udp_reader(self, socket: socket.socket, max_size: int = ...) -> None: ...
+    @overload
+    def add_udp_reader(
+        self, multicast_group: str, port: int, max_size: int = ..., buffer_size: int = ...,
+        interface_address: str = ...,
+    ) -> None: ...
+    @overload
+    def add_udp_reader(
+        self, multicast_group: str, port: int, max_size: int = ..., buffer_size: int = ...,
+        *, interface_index: int,
+    ) -> None: ...
+    @overload
+    def add_udp_reader(
+        self, multicast_group: str, port: int, max_size: int, buffer_size: int,
+        interface_index: int,
+    ) -> None: ...
+
     def add_udp_reader(self, *args: Any, **kwargs: Any) -> None:
         """Receive UDP datagrams, one packet each. Overloads (as in spead2):
 
@@ -212,6 +237,13 @@ class NetworkReaders:
                 a["multicast_group"], a["port"], a["buffer_size"], a["interface_index"]
             )
         self._hand_over(UdpReader, sock, a["max_size"])
+
+    @overload
+    def add_tcp_reader(
+        self, port: int, max_size: int = ..., buffer_size: int = ..., bind_hostname: str = ...
+    ) -> None: ...
+    @overload
+    def add_tcp_reader(self, acceptor: socket.socket, max_size: int = ...) -> None: ...
 
     def add_tcp_reader(self, *args: Any, **kwargs: Any) -> None:
         """Accept one TCP connection and receive the packets it carries. Overloads:

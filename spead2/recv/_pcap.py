@@ -44,6 +44,10 @@ class PcapReaders:
         Raises ``RuntimeError`` (with libpcap's message) if the file cannot be
         opened or the filter does not compile, and ``RuntimeError("pcap
         linktype is neither ethernet nor linux sll")`` for other link types.
+        Reading capture files needs the optional ``cypcap`` package (installed
+        with this package on Linux x86-64, macOS and Windows x64; elsewhere
+        ``pip install 'aiospead2[pcap]'``): without it this raises
+        ``ModuleNotFoundError`` saying how to install it.
         """
         core = self._core
         # The reference ignores readers added to a stopped stream before even

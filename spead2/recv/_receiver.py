@@ -38,14 +38,12 @@ from ._pcap import PcapReaders
 
 
 def count_blocked(stats: list[int], what: str) -> None:
-    """A reader has a completed heap in hand and the consumer's ``what`` is full."""
-    # Normal when the consumer is slower than the source; say so once per
-    # stream, and let the statistic count every time.
-    if not stats[stream_stat_indices.WORKER_BLOCKED]:
-        logger.warning(
-            "reader blocked by full %s: the consumer is not keeping up "
-            "(counted in the worker_blocked statistic; logged once per stream)", what,
-        )
+    """A reader has a completed heap in hand and the consumer's ``what`` is full.
+
+    Only counted: for lossless readers this is normal back-pressure; a UDP
+    reader, which may lose datagrams meanwhile, also warns
+    (:meth:`ReceiverCore.warn_lossy_wait`).
+    """
     stats[stream_stat_indices.WORKER_BLOCKED] += 1
 
 
@@ -81,6 +79,7 @@ class ReceiverCore:
         self.explicit_start = config.explicit_start
         self.started = not config.explicit_start
         self.stopped = False
+        self._warned_blocked = False
 
     def snapshot(self) -> StreamStats:
         """The statistics users see: the reference's layout, extras where registered."""
@@ -133,8 +132,8 @@ class ReceiverCore:
         """Whether lossless readers should pause (subclasses)."""
         raise NotImplementedError
 
-    async def wait_for_space(self) -> None:
-        """Wait until readers may go on (subclasses)."""
+    async def wait_for_space(self, lossy: bool = False) -> None:
+        """Wait until readers may go on (subclasses); ``lossy``: see :meth:`warn_lossy_wait`."""
         raise NotImplementedError
 
     def count_invalid(self, n: int = 1) -> None:
@@ -142,6 +141,21 @@ class ReceiverCore:
 
     def count_skipped(self, n: int = 1) -> None:
         self.stats[self._skipped_index] += n
+
+    def warn_lossy_wait(self, what: str) -> None:
+        """A UDP reader is about to wait for the consumer: warn, once per stream.
+
+        For a file, a buffer, an in-process queue or TCP, waiting is
+        back-pressure and loses nothing: it is only counted (:func:`count_blocked`).
+        A UDP reader that waits leaves datagrams to overflow the socket buffer.
+        """
+        if not self._warned_blocked:
+            self._warned_blocked = True
+            logger.warning(
+                "UDP reader paused by a full %s: the consumer is not keeping up, so the "
+                "kernel may drop datagrams meanwhile (counted in the worker_blocked "
+                "statistic; logged once per stream)", what,
+            )
 
     def stop_from_reader(self) -> None:
         self.stop(by_user=False)
@@ -211,9 +225,13 @@ class ReceiverCore:
 class _Stream(NetworkReaders, PcapReaders):
     """Base of every receive stream: readers, ``start``, ``stop``, ``stats``, ``config``."""
 
+    #: Default largest UDP datagram accepted by ``add_udp_reader`` (bytes).
     DEFAULT_UDP_MAX_SIZE = 9200
+    #: Default socket receive buffer asked for by ``add_udp_reader`` (bytes).
     DEFAULT_UDP_BUFFER_SIZE = 8388608
+    #: Default largest packet accepted by ``add_tcp_reader`` (bytes).
     DEFAULT_TCP_MAX_SIZE = 65536
+    #: Default socket receive buffer asked for by ``add_tcp_reader`` (bytes).
     DEFAULT_TCP_BUFFER_SIZE = 212992
 
     _core: ReceiverCore

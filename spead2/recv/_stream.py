@@ -42,12 +42,14 @@ class StreamCore(ReceiverCore):
     def ring_full(self) -> bool:
         return self.ring.full()
 
-    async def wait_for_space(self) -> None:
+    async def wait_for_space(self, lossy: bool = False) -> None:
         if not self.ring.holding():
             # A reader pausing at a full ring is blocked, as the reference's
             # would be at its next heap: counted once per pause (a heap held
             # beyond the capacity was counted when it was held).
             count_blocked(self.stats, "ringbuffer")
+        if lossy:
+            self.warn_lossy_wait("ringbuffer")
         await self.ring.wait_space()
 
     def close_handles(self) -> None:

@@ -1,7 +1,7 @@
 """numba types for chunk place callbacks (needs numba installed).
 
-``chunk_place_data`` is the C struct a place callback receives (API.md
-§2.9): declare the callback as
+``chunk_place_data`` is the C struct a place callback of a chunk stream
+receives: declare the callback as
 ``numba.cfunc(types.void(types.CPointer(chunk_place_data), types.size_t))``
 (or with a third ``types.voidptr``/``CPointer`` parameter for user data) and
 wrap it with ``scipy.LowLevelCallable(callback.ctypes, signature=...)``.

@@ -1,4 +1,4 @@
-"""Indices of the core receive statistics in ``StreamStats`` (API.md §2.5)."""
+"""Indices of the core receive statistics in ``StreamStats`` (``stats[HEAPS]`` is ``stats["heaps"]``)."""
 
 from ..protocols.stats import (
     BATCHES,

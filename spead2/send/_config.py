@@ -55,10 +55,15 @@ class StreamConfig:
     the same validation as the constructor.
     """
 
+    #: Default largest packet sent (bytes): a UDP datagram that fits a 1500-byte Ethernet frame.
     DEFAULT_MAX_PACKET_SIZE = 1472
+    #: Default burst size (bytes) of the rate limiter.
     DEFAULT_BURST_SIZE = 65536
+    #: Default number of heaps that may be in flight at once.
     DEFAULT_MAX_HEAPS = 4
+    #: Default ratio of the burst rate to ``rate``.
     DEFAULT_BURST_RATE_RATIO = 1.05
+    #: Default rate-limiting method.
     DEFAULT_RATE_METHOD = RateMethod.AUTO
 
     __slots__ = (

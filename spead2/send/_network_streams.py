@@ -420,6 +420,7 @@ class UdpStream(SyncStream):
     ``OSError(EMSGSIZE)``.
     """
 
+    #: Default socket send buffer asked for (bytes).
     DEFAULT_BUFFER_SIZE = UDP_DEFAULT_BUFFER_SIZE
 
     @overload
@@ -501,6 +502,7 @@ class TcpStream(SyncStream):
     by default, so a ``max_packet_size`` larger than UDP's suits TCP.
     """
 
+    #: Default socket send buffer asked for (bytes).
     DEFAULT_BUFFER_SIZE = TCP_DEFAULT_BUFFER_SIZE
 
     @overload

@@ -314,12 +314,17 @@ class SyncStream(Stream):
 
     Calls from several threads are serialised: each group is sent completely
     before the next starts, in the order the calls got the stream's lock.
+    As in the reference, the stream has ``max_heaps`` slots: heaps being
+    sent or waiting for their turn take one each, and a call that finds too
+    few free raises ``BlockingIOError(EAGAIN)`` at once instead of waiting.
     """
 
     def __init__(self, config: StreamConfig | None, transport: SyncTransport) -> None:
         super().__init__(config, transport.num_substreams)
         self._transport = transport
         self._lock = threading.Lock()
+        self._slots_lock = threading.Lock()
+        self._in_flight = 0  # heaps of calls in progress (sending or waiting for _lock)
         #: How to wait for the rate limiter. Tests substitute a fake.
         self._sleep: Callable[[float], None] = time.sleep
 
@@ -350,8 +355,18 @@ class SyncStream(Stream):
         return self._send(_convert_heaps(heaps), _check_mode(mode))
 
     def _send(self, refs: Sequence[_Ref], mode: GroupMode) -> int:
+        n_heaps = len(refs)
+        with self._slots_lock:
+            self._check_group_size(n_heaps, self._in_flight)
+            self._in_flight += n_heaps
+        try:
+            return self._send_locked(refs, mode)
+        finally:
+            with self._slots_lock:
+                self._in_flight -= n_heaps
+
+    def _send_locked(self, refs: Sequence[_Ref], mode: GroupMode) -> int:
         with self._lock:
-            self._check_group_size(len(refs), 0)
             group = self._prepare(refs, mode)
             scheduler = group.scheduler
             send_packet = self._transport.send_packet
@@ -399,6 +414,9 @@ class AsyncStream(Stream):
         self._transport = transport
         self._queue: deque[_HeapGroup] = deque()
         self._queued_heaps = 0
+        #: Sends whose future has not yet run its callbacks, failed ones
+        #: included: the reference's count, which existing code reads.
+        self._active = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         #: How to wait for the rate limiter on the loop / in a blocking flush().
@@ -471,6 +489,9 @@ class AsyncStream(Stream):
         self._queue[-1].waiters.append(waiter)
         return _wait(waiter)
 
+    def _one_done(self, future: asyncio.Future[int]) -> None:
+        self._active -= 1
+
     async def _flush_on_loop(self) -> None:
         # async_flush() itself must run on the loop: it touches the queue.
         await self.async_flush()
@@ -486,6 +507,8 @@ class AsyncStream(Stream):
     def _async_send(self, refs: Sequence[_Ref], mode: GroupMode) -> asyncio.Future[int]:
         loop = self._get_loop()
         future: asyncio.Future[int] = loop.create_future()
+        self._active += 1
+        future.add_done_callback(self._one_done)
         try:
             self._check_group_size(len(refs), self._queued_heaps)
             group = self._prepare(refs, mode)

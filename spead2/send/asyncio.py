@@ -73,6 +73,7 @@ class UdpStream(AsyncStream):
     waits for it to drain (backpressure) instead of dropping packets.
     """
 
+    #: Default socket send buffer asked for (bytes).
     DEFAULT_BUFFER_SIZE = UDP_DEFAULT_BUFFER_SIZE
 
     @overload
@@ -148,6 +149,7 @@ class TcpStream(AsyncStream):
     The connection is closed when the stream is garbage collected.
     """
 
+    #: Default socket send buffer asked for (bytes).
     DEFAULT_BUFFER_SIZE = TCP_DEFAULT_BUFFER_SIZE
 
     def __init__(

@@ -17,6 +17,8 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 import spead2
 import spead2.recv
 import spead2.recv.asyncio
@@ -31,9 +33,13 @@ __all__ = [
     "add_receiver_arguments",
     "add_sender_arguments",
     "apply_affinity",
+    "integer",
+    "make_parser",
     "make_recv_stream",
     "non_negative_float",
     "non_negative_int",
+    "number",
+    "parse_dtype",
     "parse_endpoint",
     "parse_rate_method",
     "parse_source",
@@ -52,17 +58,40 @@ _IBV_REASON = (
 )
 
 
-# -- argparse value types (their __name__ appears in argparse's error messages) ------------
+# -- argparse value types ----------------------------------------------------------------
+# Each raises ArgumentTypeError with a message for people: argparse would
+# otherwise report a plain ValueError as "invalid <function name> value".
+
+
+def _expected(what: str, value: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"expected {what}, got {value!r}")
+
+
+def integer(value: str) -> int:
+    """An integer."""
+    try:
+        return int(value)
+    except ValueError:
+        raise _expected("an integer", value) from None
+
+
+def number(value: str) -> float:
+    """A number (integer or decimal)."""
+    try:
+        return float(value)
+    except ValueError:
+        raise _expected("a number", value) from None
 
 
 def parse_endpoint(value: str) -> tuple[str, int]:
     """``HOST:PORT`` → ``(host, port)``, split at the last ``:``; a bare port is refused."""
     host, sep, port = value.rpartition(":")
-    if not sep:
-        raise ValueError(f"{value!r} is not HOST:PORT")
-    number = int(port)
-    if not 0 <= number <= 65535:
-        raise ValueError(f"port out of range in {value!r}")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not sep or not 0 <= number <= 65535:
+        raise _expected("HOST:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:8888)", value)
     return host, number
 
 
@@ -87,44 +116,80 @@ def parse_rate_method(value: str) -> spead2.send.RateMethod:
     try:
         return spead2.send.RateMethod[value.upper()]
     except KeyError:
-        raise ValueError(value) from None
+        raise _expected("SW, HW or AUTO", value) from None
 
 
 def parse_log_level(value: str) -> str:
     """A logging level name such as ``INFO`` (case-insensitive)."""
     level = logging.getLevelName(value.upper())
     if not isinstance(level, int):
-        raise ValueError(value)
+        raise _expected("a log level (DEBUG, INFO, WARNING, ERROR or CRITICAL)", value)
     return value.upper()
 
 
 def positive_int(value: str) -> int:
     """An integer ≥ 1."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+    result = integer(value)
+    if result < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {result}")
+    return result
 
 
 def non_negative_int(value: str) -> int:
     """An integer ≥ 0."""
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
-    return number
+    result = integer(value)
+    if result < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {result}")
+    return result
 
 
 def non_negative_float(value: str) -> float:
     """A finite number ≥ 0."""
-    number = float(value)
-    if not 0 <= number < float("inf"):
+    result = number(value)
+    if not 0 <= result < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite non-negative number, got {value}")
-    return number
+    return result
 
 
 def parse_affinity(value: str) -> list[int]:
-    """A CPU list in ``parse_range_list`` syntax, e.g. ``0,2-3``."""
-    return spead2.parse_range_list(value)
+    """A CPU list such as ``0,2-3``."""
+    try:
+        return spead2.parse_range_list(value)
+    except ValueError:
+        raise _expected("a list of CPU numbers and ranges such as 0,2-3", value) from None
+
+
+def parse_dtype(value: str) -> np.dtype:
+    """A numpy data type such as ``<c8`` or ``float32``."""
+    try:
+        return np.dtype(value)
+    except TypeError:
+        raise _expected("a numpy data type such as <c8, >u2 or float32", value) from None
+
+
+# -- parsers ------------------------------------------------------------------------------
+
+
+def make_parser(
+    prog: str | None,
+    description: str,
+    examples: Iterable[tuple[str, str]] = (),
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """An argument parser whose ``--help`` shows ``description`` as written, then ``examples``.
+
+    Both are plain text for a terminal (the module docstrings, with their
+    markup, are for the documentation); ``examples`` are ``(command, what it
+    does)`` pairs.
+    """
+    examples = list(examples)
+    width = max((len(command) for command, _ in examples), default=0)
+    lines = [f"  {command:<{width}}  # {what}" for command, what in examples]
+    epilog = "examples:\n" + "\n".join(lines) if lines else None
+    return argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs,
+    )
 
 
 # -- options shared by several tools -------------------------------------------------------
@@ -147,11 +212,11 @@ def _add_ibv_arguments(group: argparse._ArgumentGroup, prefix: str) -> None:
     # and refused; the help shows the reference's defaults.
     group.add_argument(f"--{prefix}ibv", action="store_true", help="Use ibverbs [not supported]")
     group.add_argument(
-        f"--{prefix}ibv-vector", type=int, metavar="N", default=None,
+        f"--{prefix}ibv-vector", type=integer, metavar="N", default=None,
         help="Completion vector, or -1 to use polling [0] (ibverbs only: not supported)",
     )
     group.add_argument(
-        f"--{prefix}ibv-max-poll", type=int, default=None,
+        f"--{prefix}ibv-max-poll", type=integer, default=None,
         help="Maximum number of times to poll in a row [10] (ibverbs only: not supported)",
     )
 
@@ -240,7 +305,7 @@ def add_sender_arguments(
         "--burst", metavar="BYTES", type=non_negative_int, default=65536, help="Burst size [65536]"
     )
     group.add_argument(
-        "--burst-rate-ratio", metavar="RATIO", type=float, default=1.05,
+        "--burst-rate-ratio", metavar="RATIO", type=number, default=1.05,
         help="Hard rate limit, relative to --rate [1.05]",
     )
     group.add_argument(
@@ -462,9 +527,14 @@ class SenderSettings:
         config = self.stream_config()
         if self.tcp:
             buffer = spead2.send.asyncio.TcpStream.DEFAULT_BUFFER_SIZE if self.buffer is None else self.buffer
-            return await spead2.send.asyncio.TcpStream.connect(
-                thread_pool, endpoints, config, buffer, self.bind or ""
-            )
+            try:
+                return await spead2.send.asyncio.TcpStream.connect(
+                    thread_pool, endpoints, config, buffer, self.bind or ""
+                )
+            except OSError as exc:
+                host, port = endpoints[0]
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise OSError(exc.errno, f"cannot connect to {host}:{port}: {reason}") from None
         buffer = spead2.send.asyncio.UdpStream.DEFAULT_BUFFER_SIZE if self.buffer is None else self.buffer
         kwargs: dict[str, Any] = {}
         if self.ttl is not None:
@@ -500,16 +570,27 @@ def run_main(prog: str, coro: Coroutine[Any, Any, int]) -> int:
 
     Errors from the operating system or the library's argument checks (a
     refused connection, an address in use, a non-multicast ``--ttl``
-    target…) end the tool with ``<prog>: error: <ExceptionType>: <message>``
-    and status 1, rather than a traceback.
+    target…) and a missing optional package end the tool with
+    ``<prog>: error: <message>`` and status 1, rather than a traceback.
     """
     try:
         return asyncio.run(coro, loop_factory=_loop_factory())
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"{prog}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError, ImportError) as exc:
+        print(f"{prog}: error: {error_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # tools that do not handle SIGINT themselves
         return 1
+
+
+def error_message(exc: BaseException) -> str:
+    """What an error says to a person: its message, without the exception's class name.
+
+    An ``OSError`` says its reason without the ``[Errno N]`` prefix, naming
+    the file if there is one.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or f"{type(exc).__name__} (no details)"
 
 
 def format_stats(stats: Iterable[tuple[str, int]]) -> list[str]:

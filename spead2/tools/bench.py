@@ -45,9 +45,24 @@ logger = logging.getLogger(__name__)
 # -- command line -----------------------------------------------------------------------
 
 
+DESCRIPTION = """\
+Find the highest UDP rate at which heaps arrive without loss between two
+hosts. Run an agent on the receiving host, then a master on the sending
+host: the master measures the unlimited send rate, then searches for the
+highest rate at which every measurement pass is lossless, printing each
+step. Either side can be this package's tool or the C++ spead2's."""
+
+#: ``(command, what it does)``, shown at the end of ``--help``.
+EXAMPLES = [
+    ("spead2_bench agent 8888", "on the receiving host"),
+    ("spead2_bench master receiver:8888", "on the sending host"),
+    ("spead2_bench master --pass-bytes 1e8 --passes 2 127.0.0.1:8888", "a quick, coarse run"),
+]
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: ``--log``, then the ``agent`` or ``master`` subcommand."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = _options.make_parser(prog, DESCRIPTION, EXAMPLES)
     _options.add_log_argument(parser)
     subparsers = parser.add_subparsers(title="subcommands", dest="command", required=True)
 
@@ -65,7 +80,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     master.add_argument("--pyspead", action="store_true", help="Be bug-compatible with PySPEAD")
     master.add_argument(
-        "--pass-bytes", metavar="BYTES", type=float, default=1e9,
+        "--pass-bytes", metavar="BYTES", type=_options.number, default=1e9,
         help="Bytes per measurement pass (at least; more at high rates) [1e9] "
         "(an extension: lower it for a quick, coarse search)",
     )
@@ -74,7 +89,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="Passes per measurement, all of which must be lossless [5] (an extension)",
     )
     master.add_argument(
-        "--precision", metavar="FRACTION", type=float, default=0.02,
+        "--precision", metavar="FRACTION", type=_options.number, default=0.02,
         help="Stop searching when the rate is known to within this fraction [0.02] (an extension)",
     )
     group = master.add_argument_group("sender options")

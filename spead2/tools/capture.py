@@ -9,8 +9,9 @@ root): each ``ENDPOINT`` (``port`` or ``host:port``; a multicast ``host`` is
 joined, on ``--interface`` if given) is bound and every datagram is written
 to ``OUTPUT`` as an Ethernet/IP/UDP frame, so that ``tcpdump -r`` and
 ``spead2.recv.Stream.add_udp_pcap_file_reader`` read the file. ``--count N``
-stops after N datagrams; otherwise it runs until SIGINT/SIGTERM. Statistics
-are printed on exit.
+stops after N datagrams; otherwise it runs until SIGINT/SIGTERM. On a
+terminal a live line shows datagrams, bytes, rate, elapsed time and drops
+while it runs. Statistics are printed on exit.
 
 The file is written by a separate thread, so a slow disk never stalls
 reception: datagrams queue in memory up to ``--max-backlog`` bytes, and
@@ -35,7 +36,7 @@ from typing import BinaryIO
 from ..transports import udp as udp_sockets
 from . import _options
 from ._pcap_format import FrameBuilder, file_header
-from ._progress import udp_kernel_drops
+from ._progress import Throughput, live_progress, udp_kernel_drops
 
 _BATCH = 64  # datagrams drained per wake-up
 _MAX_DATAGRAM = 65535
@@ -140,6 +141,10 @@ class Capture:
         self.bytes = 0
         self.dropped_by_writer = 0
         self.done = asyncio.Event()
+        self._throughput = Throughput()
+        self._inodes = [endpoint.inode for endpoint in endpoints]
+        # Other sockets may have used these before: count from now.
+        self._kernel_drops_base = udp_kernel_drops(inodes=self._inodes) or 0
         self._frames = FrameBuilder()
         self._cmsg_size = max(socket.CMSG_SPACE(_IN_PKTINFO.size), socket.CMSG_SPACE(_IN6_PKTINFO.size))
 
@@ -165,6 +170,19 @@ class Capture:
         self.stop()
         for endpoint in self.endpoints:
             endpoint.sock.close()
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped on the sockets so far (``None``: it does not say)."""
+        total = udp_kernel_drops(inodes=self._inodes)
+        return None if total is None else total - self._kernel_drops_base
+
+    def progress_line(self) -> str:
+        """The live status line: datagrams and payload bytes, rate, elapsed time, drops."""
+        dropped = self.dropped_by_writer + (self.kernel_drops() or 0)
+        return (
+            f"datagrams: {self.packets}  {self._throughput.fields(self.bytes)}  "
+            f"dropped: {dropped}"
+        )
 
     def _on_readable(self, endpoint: Endpoint) -> None:
         chunks: list[bytes] = []
@@ -200,12 +218,27 @@ class Capture:
             self.stop()
 
 
+DESCRIPTION = """\
+Capture UDP datagrams (unicast or multicast) to a pcap file through ordinary
+sockets: no root, no libpcap. ENDPOINT is PORT, HOST:PORT or [IPV6]:PORT; a
+multicast HOST is joined (on --interface if given). Every datagram is
+written as an Ethernet/IP/UDP frame, readable by tcpdump -r, Wireshark and
+spead2_recv. A slow disk never stalls reception: datagrams wait in memory
+up to --max-backlog bytes, beyond which they are dropped and counted. On a
+terminal a live line shows datagrams, bytes, rate, elapsed time and drops;
+statistics are printed on exit (--count, Ctrl-C or SIGTERM)."""
+
+#: ``(command, what it does)``, shown at the end of ``--help``.
+EXAMPLES = [
+    ("spead2_capture out.pcap 8888", "UDP port 8888 until Ctrl-C"),
+    ("spead2_capture -c 10000 out.pcap 239.1.2.3:7148", "10000 datagrams of a multicast group"),
+    ("spead2_capture -i 10.0.0.5 out.pcap 239.1.2.3:7148", "join on the interface with that address"),
+]
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__.splitlines()[0],
-        epilog="ENDPOINT is PORT or HOST:PORT; a multicast HOST is joined. IPv6: [ADDR]:PORT.",
-    )
+    parser = _options.make_parser(prog, DESCRIPTION, EXAMPLES)
     parser.add_argument("output", metavar="OUTPUT", help="pcap file to write")
     parser.add_argument("endpoints", metavar="ENDPOINT", nargs="+", help="what to capture")
     _options.add_log_argument(parser)
@@ -233,7 +266,10 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    number = int(port)
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"expected PORT, HOST:PORT or [IPV6]:PORT, got {text!r}") from None
     if not 0 <= number <= 65535:
         raise ValueError(f"port out of range in {text!r}")
     return (host if sep else ""), number
@@ -246,7 +282,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     try:
         args.parsed = [parse_endpoint(text) for text in args.endpoints]
     except ValueError as exc:
-        parser.error(f"argument ENDPOINT: invalid endpoint ({exc})")
+        parser.error(f"argument ENDPOINT: {exc}")
     return args
 
 
@@ -283,15 +319,15 @@ async def async_main(args: argparse.Namespace) -> int:
     header = file_header()
     writer.write([header], len(header))
     capture = Capture(endpoints, writer, args.count)
-    inodes = [endpoint.inode for endpoint in endpoints]
     start = time.monotonic()
     if not interrupted:
         capture.start()
     else:
         capture.stop()
     print(f"Capturing {', '.join(args.endpoints)} to {args.output}", file=sys.stderr, flush=True)
-    await capture.done.wait()
-    kernel_drops = udp_kernel_drops(inodes=inodes)  # read before the sockets are gone
+    with live_progress(capture.progress_line, sys.stdout.isatty()):
+        await capture.done.wait()
+    kernel_drops = capture.kernel_drops()  # read before the sockets are gone
     capture.close()
     elapsed = time.monotonic() - start
     await writer.close()
@@ -304,7 +340,10 @@ async def async_main(args: argparse.Namespace) -> int:
     print(f"dropped_by_kernel: {kernel_drops if kernel_drops is not None else 'unknown'}")
     print(f"dropped_by_writer: {capture.dropped_by_writer}")
     if writer.error is not None:
-        print(f"{args.prog}: error writing {args.output}: {writer.error}", file=sys.stderr)
+        print(
+            f"{args.prog}: error writing {args.output}: {_options.error_message(writer.error)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

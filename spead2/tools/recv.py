@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import TextIO
 
 import spead2
@@ -32,14 +31,34 @@ import spead2.recv.asyncio
 
 from . import _options
 from ._options import ReceiverSettings, Source
-from ._progress import Progress
+from ._progress import Progress, live_progress
 from .live import LiveView
 from .live._http import serve
+
+DESCRIPTION = """\
+Receive SPEAD heaps and print them. A source is a UDP port, HOST:PORT (a
+multicast HOST is joined), or a pcap file. Each source is its own stream
+unless --joint puts them all in one. For each heap it prints "Received heap
+<cnt> on stream <source>" and the items it updated (--values: with their
+values); when a stream ends (stop heap, end of TCP connection or file,
+--max-heaps, Ctrl-C) it prints the stream's statistics. On a terminal a
+live line shows heaps, bytes, rate, elapsed time, incomplete heaps and
+dropped packets. --http-port also serves a live view of what arrives (plots,
+rates, losses) to web browsers."""
+
+#: ``(command, what it does)``, shown at the end of ``--help``.
+EXAMPLES = [
+    ("spead2_recv 8888", "UDP port 8888 on every interface"),
+    ("spead2_recv --values 239.1.2.3:7148", "join a multicast group, print the values"),
+    ("spead2_recv --tcp 127.0.0.1:7148", "listen for one TCP sender"),
+    ("spead2_recv capture.pcap", "replay a capture file"),
+    ("spead2_recv --http-port 8080 239.1.2.3:7148", "and watch it at http://127.0.0.1:8080/"),
+]
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser (same options and defaults as the reference)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = _options.make_parser(prog, DESCRIPTION, EXAMPLES)
     parser.add_argument("source", nargs="+", help="Sources (filename, host:port or port)")
     group = parser.add_argument_group("Output options")
     _options.add_log_argument(group)
@@ -122,9 +141,14 @@ async def consume(
     printer: Printer,
     progress: Progress,
     max_heaps: int | None,
+    print_stats: bool,
     live: LiveView | None = None,
-) -> None:
-    """Print the heaps of one stream until it ends (or ``max_heaps``), then its statistics."""
+) -> int:
+    """Print the heaps of one stream until it ends (or ``max_heaps``); returns the count.
+
+    ``print_stats``: print the stream's statistics as soon as it ends (else
+    the caller prints them later). ``live``: the live view to show the heaps on.
+    """
     item_group = spead2.ItemGroup()
     heaps = 0
     if max_heaps != 0:
@@ -137,7 +161,9 @@ async def consume(
             if heaps == max_heaps:
                 break
     stream.stop()
-    printer.shutdown(name, heaps, stream)
+    if print_stats:
+        printer.shutdown(name, heaps, stream)
+    return heaps
 
 
 async def make_streams(
@@ -165,45 +191,6 @@ async def make_streams(
         raise
 
 
-@contextlib.contextmanager
-def live_progress(progress: Progress, enabled: bool) -> Iterator[None]:
-    """Show ``progress.line()`` as a live line under the output, if ``enabled`` (a terminal)."""
-    if not enabled:
-        yield
-        return
-    try:
-        from rich.console import Console
-        from rich.live import Live
-        from rich.text import Text
-    except ImportError:  # rich is a dependency, but the output is complete without it
-        yield
-        return
-
-    console = Console(file=sys.stdout, highlight=False)
-    live = Live(
-        get_renderable=lambda: Text(progress.line(), style="bold"),
-        console=console,
-        refresh_per_second=4,
-        redirect_stdout=True,
-        redirect_stderr=True,
-    )
-    # Log records must go above the live line too: point the handlers that
-    # write to the real stderr at rich's redirected one while it is live.
-    handlers = [
-        h for h in logging.getLogger().handlers
-        if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr
-    ]
-    original = sys.stderr
-    with live:
-        for handler in handlers:
-            handler.setStream(sys.stderr)
-        try:
-            yield
-        finally:
-            for handler in handlers:
-                handler.setStream(original)
-
-
 async def async_main(args: argparse.Namespace) -> int:
     """Receive as the options say; returns the exit status."""
     streams: list[tuple[str, spead2.recv.asyncio.Stream]] = []
@@ -227,13 +214,19 @@ async def async_main(args: argparse.Namespace) -> int:
         stop_all()
     udp_ports = [] if settings.tcp else [s[1] for s in args.sources if isinstance(s, tuple)]
     progress = Progress([stream for _, stream in streams], udp_ports)
+    printer = Printer(args.values, args.descriptors, sys.stdout)
+    # On a terminal the statistics wait for the live line's final refresh, so
+    # that they come after it; otherwise each stream's come when it ends.
+    terminal = sys.stdout.isatty()
     async with serve_live_view(args, [stream for _, stream in streams], udp_ports) as live:
-        with live_progress(progress, sys.stdout.isatty()):
-            printer = Printer(args.values, args.descriptors, sys.stdout)
-            await asyncio.gather(*(
-                consume(name, stream, printer, progress, args.max_heaps, live)
+        with live_progress(progress.line, terminal):
+            counts = await asyncio.gather(*(
+                consume(name, stream, printer, progress, args.max_heaps, not terminal, live)
                 for name, stream in streams
             ))
+    if terminal:
+        for (name, stream), heaps in zip(streams, counts, strict=True):
+            printer.shutdown(name, heaps, stream)
     return 0
 
 

@@ -7,7 +7,10 @@
 Several destinations are several substreams of one UDP stream: heap *i* goes
 to destination ``i % n``. After ``--heaps`` data heaps (default: forever),
 one stop heap goes to each destination, then the tool prints
-``Sent <bytes> bytes in <s>s, <rate> Gb/s``.
+``Sent <bytes> bytes in <s>s, <rate> Gb/s``. On a terminal a live line shows
+heaps, bytes, rate and elapsed time while it sends. Ctrl-C (or SIGTERM) is a
+request to stop: the tool stops at once (no stop heap), prints what was sent
+so far in the same form, and exits with status 0.
 """
 
 from __future__ import annotations
@@ -29,11 +32,28 @@ import spead2.send.asyncio
 
 from . import _options
 from ._options import SenderSettings
+from ._progress import Throughput, live_progress
+
+DESCRIPTION = """\
+Send a stream of dummy heaps (zero-filled test items) over UDP or TCP, for
+testing receivers and networks. Several destinations are substreams of one
+UDP stream: heap i goes to destination i modulo their number. After --heaps
+data heaps (default: until interrupted), one stop heap goes to each
+destination and the tool prints "Sent <bytes> bytes in <s>s, <rate> Gb/s".
+On a terminal a live line shows heaps, bytes, rate and elapsed time. Ctrl-C
+stops at once, prints what was sent so far and exits with status 0."""
+
+#: ``(command, what it does)``, shown at the end of ``--help``.
+EXAMPLES = [
+    ("spead2_send --heaps 100 127.0.0.1:8888", "100 heaps of 4 MiB over UDP"),
+    ("spead2_send --rate 1 --heaps 1000 239.1.2.3:7148", "to a multicast group at 1 Gb/s"),
+    ("spead2_send --tcp --heap-size 65536 receiver:7148", "to a TCP receiver"),
+]
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser (same options and defaults as the reference)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = _options.make_parser(prog, DESCRIPTION, EXAMPLES)
     parser.add_argument(
         "destination", type=_options.parse_endpoint, nargs="+", metavar="HOST:PORT"
     )
@@ -45,7 +65,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     group.add_argument(
         "--items", type=_options.positive_int, default=1, help="Number of items per heap [1]"
     )
-    group.add_argument("--dtype", type=np.dtype, default="<c8", help="Numpy data type [<c8]")
+    group.add_argument("--dtype", type=_options.parse_dtype, default="<c8", help="Numpy data type [<c8]")
     group.add_argument(
         "--heaps", type=_options.non_negative_int, default=None,
         help="Number of data heaps to send [infinite]",
@@ -120,25 +140,29 @@ class Sender:
         self.item_group = item_group
         self.num_substreams = num_substreams
         self.max_heaps = max_heaps
-        self.bytes_sent = 0
+        self.bytes_sent = 0  # all heaps, stop heaps included
+        self.heaps_sent = 0  # data heaps
         self.errors = 0
         self.last_error: BaseException | None = None
-        self._futures: collections.deque[asyncio.Future[int]] = collections.deque()
+        # Each heap in flight, and whether it is a data heap (not a stop heap).
+        self._futures: collections.deque[tuple[asyncio.Future[int], bool]] = collections.deque()
+        self._throughput = Throughput()
+        self.start = self._throughput.start  # time.monotonic()
 
     async def _collect(self) -> None:
-        future = self._futures.popleft()
+        future, data = self._futures.popleft()
         try:
             self.bytes_sent += await future
+            self.heaps_sent += data
         except OSError as exc:
             self.errors += 1
             self.last_error = exc
 
-    async def _send(self, heap: spead2.send.Heap, index: int) -> None:
+    async def _send(self, heap: spead2.send.Heap, index: int, data: bool = True) -> None:
         if len(self._futures) >= self.max_heaps:
             await self._collect()
-        self._futures.append(
-            self.stream.async_send_heap(heap, substream_index=index % self.num_substreams)
-        )
+        future = self.stream.async_send_heap(heap, substream_index=index % self.num_substreams)
+        self._futures.append((future, data))
 
     async def run(self, heaps: int | None) -> None:
         """Send ``heaps`` data heaps (``None``: forever), then one stop heap per substream."""
@@ -149,15 +173,20 @@ class Sender:
             await self._send(self.item_group.get_heap(descriptors=descriptors, data="all"), index)
         start = heaps if heaps is not None else index + 1
         for index in range(start, start + self.num_substreams):
-            await self._send(self.item_group.get_end(), index)
+            await self._send(self.item_group.get_end(), index, data=False)
         while self._futures:
             await self._collect()
+
+    def progress_line(self) -> str:
+        """The live status line: data heaps and bytes sent, rate, elapsed time."""
+        return f"heaps: {self.heaps_sent}  {self._throughput.fields(self.bytes_sent)}"
 
 
 async def async_main(args: argparse.Namespace) -> int:
     """Send as the options say; returns the exit status."""
-    # Ctrl-C / SIGTERM: stop at once with status 1 and no traceback (the
-    # reference exits 1 too), leaving the rest of the stream unsent.
+    # Ctrl-C / SIGTERM: a request to stop. Stop at once, leaving the rest of
+    # the stream (and the stop heaps) unsent, report what was sent and exit 0.
+    # (The reference exits 1 with no report.)
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -165,11 +194,13 @@ async def async_main(args: argparse.Namespace) -> int:
 
     def interrupt() -> None:
         nonlocal interrupted
-        interrupted = True
-        task.cancel()
+        if not interrupted:
+            interrupted = True
+            task.cancel()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, interrupt)
+    sender: Sender | None = None
     try:
         settings = SenderSettings.from_args(args)
         pool_affinity = _options.apply_affinity(settings.affinity)
@@ -177,13 +208,20 @@ async def async_main(args: argparse.Namespace) -> int:
         item_group = make_item_group(args, settings.flavour())
         stream = await settings.make_stream(thread_pool, args.destination)
         sender = Sender(stream, item_group, len(args.destination), settings.max_heaps)
-        start = time.perf_counter()
-        await sender.run(args.heaps)
+        with live_progress(sender.progress_line, sys.stdout.isatty()):
+            await sender.run(args.heaps)
     except asyncio.CancelledError:
         if not interrupted:
             raise
-        return 1
-    elapsed = time.perf_counter() - start
+        task.uncancel()
+        if sender is None:  # stopped before anything was sent
+            return 0
+    elapsed = time.monotonic() - sender.start
+    if interrupted:
+        print(
+            f"Interrupted after {sender.heaps_sent} heaps (no stop heap was sent)",
+            file=sys.stderr,
+        )
     if sender.errors:
         logging.warning("%d errors, last one: %s", sender.errors, sender.last_error)
     rate = sender.bytes_sent * 8 / elapsed / 1e9 if elapsed > 0 else float("inf")

@@ -70,8 +70,12 @@ class StreamSink(Protocol):
         """
         ...
 
-    async def wait_for_space(self) -> None:
-        """Wait (counting ``worker_blocked``) until the ring has room."""
+    async def wait_for_space(self, lossy: bool = False) -> None:
+        """Wait (counting ``worker_blocked``) until the ring has room.
+
+        ``lossy``: the source drops data while the reader waits (UDP), which is
+        worth a warning; for lossless sources waiting is normal back-pressure.
+        """
 
     def count_invalid(self, n: int = 1) -> None:
         """Count packets the transport dropped before the core saw them."""

@@ -39,7 +39,18 @@ from typing import Any
 from .._log import log_limited, logger
 from .base import BATCH_PACKETS, PAUSE, STOP, Reader, StreamSink
 
-__all__ = ["PcapHandoff", "PcapReader", "open_pcap_file", "udp_payload_bounds"]
+__all__ = [
+    "PCAP_MISSING_MESSAGE", "PcapHandoff", "PcapReader", "import_cypcap", "open_pcap_file",
+    "udp_payload_bounds",
+]
+
+#: What reading a capture file says where the optional ``cypcap`` package is missing.
+PCAP_MISSING_MESSAGE = (
+    "reading pcap files needs the optional cypcap package, which is not installed. "
+    "Install it with: pip install 'aiospead2[pcap]' (it installs by itself on Linux x86-64, "
+    "macOS and Windows x64; elsewhere this builds it from source, which needs a C compiler "
+    "and libpcap's development files, e.g. apt install gcc libpcap-dev)"
+)
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_LINUX_SLL = 113
@@ -143,6 +154,15 @@ def udp_payload_bounds(frame: bytes, ethertype_at: int, network_at: int) -> tupl
         return MALFORMED
 
 
+def import_cypcap() -> Any:
+    """The ``cypcap`` module, or ``ModuleNotFoundError`` saying how to install it."""
+    try:
+        import cypcap
+    except ImportError:
+        raise ModuleNotFoundError(PCAP_MISSING_MESSAGE, name="cypcap") from None
+    return cypcap
+
+
 def _filter_error(pcap: Any, filter: str, message: str) -> str:
     """The reference's wording for a filter libpcap rejects.
 
@@ -155,7 +175,7 @@ def _filter_error(pcap: Any, filter: str, message: str) -> str:
     """
     if message != _PARSE_ERROR:
         return message
-    import cypcap
+    cypcap = import_cypcap()
 
     try:
         pcap.compile(f"udp and ({filter})")
@@ -360,12 +380,13 @@ def open_pcap_file(filename: object, filter: object = "") -> PcapHandoff:
     error in filter expression"``) or ``"pcap linktype is neither ethernet nor
     linux sll"`` for captures of other link types. ``TypeError`` for a
     ``filename`` or ``filter`` of the wrong type, ``ValueError`` for a
-    ``filename`` holding a NUL character.
+    ``filename`` holding a NUL character. ``ModuleNotFoundError`` saying how
+    to install it where the optional ``cypcap`` package is missing.
     """
     path = _as_path(filename)
     if not isinstance(filter, str):
         raise TypeError(f"filter must be a str, not {type(filter).__name__}")
-    import cypcap
+    cypcap = import_cypcap()
 
     if "\0" in path:
         raise ValueError(f"filename must not contain NUL characters (got {path!r})")

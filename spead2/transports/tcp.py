@@ -29,7 +29,14 @@ from .._log import log_limited, logger
 from ..protocols.batch import PacketBatch
 from ..protocols.packet import PacketError, packet_size
 from .base import BATCH_PACKETS, GO, PAUSE, WAIT, Reader, StreamSink, _report_crash, cancel_task
-from .udp import SocketHandoff, duplicate_socket, resolve, runtime_error, set_receive_buffer
+from .udp import (
+    SocketHandoff,
+    duplicate_socket,
+    report_socket_buffer,
+    resolve,
+    runtime_error,
+    set_receive_buffer,
+)
 
 __all__ = ["TcpReader", "tcp_listener_for_port", "tcp_listener_from_user"]
 
@@ -61,7 +68,8 @@ def tcp_listener_for_port(port: int, buffer_size: int, bind_hostname: str) -> so
             # As a listening socket should (and the reference does): a restarted
             # receiver can rebind while old connections linger in TIME_WAIT.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size)  # accepted sockets inherit it
+        # Before listen(), so that accepted sockets inherit it; reported once bound.
+        set_receive_buffer(sock, buffer_size, report=False)
         try:
             sock.bind(sockaddr)
         except OSError as exc:
@@ -70,6 +78,7 @@ def tcp_listener_for_port(port: int, buffer_size: int, bind_hostname: str) -> so
             sock.listen()
         except OSError as exc:
             raise runtime_error("listen", exc) from None
+        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
         sock.setblocking(False)
     except BaseException:
         sock.close()

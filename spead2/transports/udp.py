@@ -37,6 +37,7 @@ __all__ = [
     "UdpReader",
     "resolve",
     "runtime_error",
+    "report_socket_buffer",
     "request_socket_buffer",
     "set_receive_buffer",
     "udp_socket_for_ipv4_group",
@@ -97,16 +98,23 @@ def _ip(sockaddr: Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
 
 
-def set_receive_buffer(sock: socket.socket, requested: int) -> None:
-    """Ask the kernel for a ``requested``-byte receive buffer (0: leave the OS default)."""
-    request_socket_buffer(sock, socket.SO_RCVBUF, requested)
+def set_receive_buffer(sock: socket.socket, requested: int, report: bool = True) -> None:
+    """Ask the kernel for a ``requested``-byte receive buffer (0: leave the OS default).
+
+    ``report=False`` defers the warning about a smaller buffer to a later
+    :func:`report_socket_buffer` call, made once the socket is bound: a
+    warning printed just before a bind failure would only mislead.
+    """
+    request_socket_buffer(sock, socket.SO_RCVBUF, requested, report)
 
 
-def request_socket_buffer(sock: socket.socket, option: int, requested: int) -> None:
+def request_socket_buffer(
+    sock: socket.socket, option: int, requested: int, report: bool = True
+) -> None:
     """Ask for a ``requested``-byte ``SO_RCVBUF``/``SO_SNDBUF`` (0: leave the OS default).
 
     Getting less is common (the kernel caps it) and only worth a warning that
-    names both sizes, as the reference gives; it is never an error.
+    names both sizes (see :func:`report_socket_buffer`); it is never an error.
     """
     if requested <= 0:
         return
@@ -114,13 +122,22 @@ def request_socket_buffer(sock: socket.socket, option: int, requested: int) -> N
         sock.setsockopt(socket.SOL_SOCKET, option, min(requested, _INT_MAX))
     except OSError:
         pass  # some kernels refuse oversized requests outright: report what we have
+    if report:
+        report_socket_buffer(sock, option, requested)
+
+
+def report_socket_buffer(sock: socket.socket, option: int, requested: int) -> None:
+    """Warn if the socket's ``option`` buffer is smaller than ``requested`` bytes (0: never)."""
+    if requested <= 0:
+        return
     granted = sock.getsockopt(socket.SOL_SOCKET, option) // _BUFFER_REPORT_FACTOR
     if granted < requested:
         logger.warning(
-            "requested socket buffer size %d but only received %d: refer to documentation "
-            "for details on increasing buffer size",
+            "requested socket buffer size %d but only received %d: the kernel caps it "
+            "(on Linux raise net.core.%s; see the documentation on receiving multicast)",
             requested,
             granted,
+            "rmem_max" if option == socket.SO_RCVBUF else "wmem_max",
         )
 
 
@@ -168,13 +185,14 @@ def udp_socket_for_port(port: int, buffer_size: int, bind_hostname: str) -> sock
         if addr.is_multicast:
             # Several receivers of one group must be able to share the port.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size)
+        set_receive_buffer(sock, buffer_size, report=False)
         _bind(sock, sockaddr)
         if addr.is_multicast:
             if family == socket.AF_INET6:
                 _join_ipv6(sock, str(addr), sockaddr[3])
             else:
                 _join_ipv4(sock, str(addr), "0.0.0.0")
+        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
     except BaseException:
         sock.close()
         raise
@@ -208,10 +226,11 @@ def udp_socket_for_ipv4_group(
     try:
         if group.is_multicast:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size)
+        set_receive_buffer(sock, buffer_size, report=False)
         _bind(sock, (str(group), port))
         if group.is_multicast:
             _join_ipv4(sock, str(group), str(interface))
+        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
     except BaseException:
         sock.close()
         raise
@@ -236,9 +255,10 @@ def udp_socket_for_ipv6_group(
     sock = _new_udp_socket(socket.AF_INET6)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size)
+        set_receive_buffer(sock, buffer_size, report=False)
         _bind(sock, (str(group), port, 0, scope))
         _join_ipv6(sock, str(group), scope)
+        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
     except BaseException:
         sock.close()
         raise
@@ -385,7 +405,7 @@ class UdpReader(Reader):
 
     async def _run(self) -> None:
         """Wait for room in the ring, then resume reading the socket."""
-        await self.sink.wait_for_space()
+        await self.sink.wait_for_space(lossy=True)
         self._task = None
         if not self.closed:
             self._resume()
