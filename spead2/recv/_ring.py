@@ -69,6 +69,11 @@ class HeapRing:
 
     def put(self, item: Any) -> None:
         """Add a heap; consumers see it at the next ``publish`` (or once there is room)."""
+        if not self._held and len(self._items) < self.capacity:
+            # Without the lock: only this (producer) thread adds to either deque,
+            # so neither check can turn false under it; consumers only take.
+            self._items.append(item)
+            return
         with self._lock:
             if len(self._items) < self.capacity and not self._held:
                 self._items.append(item)
