@@ -78,3 +78,20 @@ def test_a_signal_handlers_exit_in_a_reader_task_is_not_a_reader_failure(loop, c
     loop.run_until_complete(asyncio.sleep(0))  # the done callbacks
     failures = [r for r in caplog.records if r.getMessage() == "receive reader failed"]
     assert [r.exc_info[1] for r in failures] == [failing.exception()]
+
+
+def test_closing_a_reader_after_its_loop_closed_leaves_no_pending_task_report(caplog):
+    """A reader task that can never run (its loop closed first) is not reported as destroyed."""
+    import gc
+
+    import spead2
+    from spead2.transports.inproc import InprocReader
+
+    loop = asyncio.new_event_loop()
+    reader = InprocReader(make_core(loop), spead2.InprocQueue())
+    reader.start()  # its task is created, never run
+    loop.close()
+    reader.close()
+    del reader
+    gc.collect()
+    assert "Task was destroyed but it is pending" not in caplog.text

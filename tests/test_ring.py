@@ -1,6 +1,7 @@
 import asyncio
 import os
 import select
+import signal
 import threading
 import time
 
@@ -160,3 +161,66 @@ async def test_fd_readable_iff_heaps_or_stopped():
     ring.close_fd()
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_signal_exceptions_in_a_blocking_get_never_release_the_producers_lock(pool):
+    """A signal handler raising in get() (Ctrl-C, a SIGTERM handler) while heaps keep coming.
+
+    Interrupting Condition.wait while it re-acquired the ring's lock used to
+    release that lock from under the producer's thread ("release unlocked lock").
+    """
+    loop = pool.next_loop()
+    ring = HeapRing(4, loop)
+    errors = []
+    running = threading.Event()
+    running.set()
+
+    def producer() -> None:
+        def work() -> None:
+            try:
+                for _ in range(3):
+                    ring.get_nowait() if ring.size() >= 4 else None
+                ring.put(object())
+                ring.publish()
+            except spead2.Empty:
+                pass
+            except Exception as exc:  # noqa: BLE001 - any error here is the finding
+                errors.append(exc)
+
+        while running.is_set():
+            try:
+                run_on_loop(loop, work)
+            except RuntimeError:
+                return
+
+    def interrupt(signum, frame):
+        raise _Interrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    thread = threading.Thread(target=producer, daemon=True)
+    thread.start()
+    interrupted = 0
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            signal.setitimer(signal.ITIMER_REAL, 0.0002)
+            try:
+                while True:
+                    ring.get()
+            except _Interrupt:
+                interrupted += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        running.clear()
+        thread.join(10)
+    assert interrupted > 100
+    assert errors == []
+    # The lock is free and consistent: a get and a put still work.
+    produce(ring, loop, [1])
+    assert ring.get() is not None

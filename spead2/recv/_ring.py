@@ -56,8 +56,8 @@ class HeapRing:
         # consumers move them into _items under the lock).
         self._held: deque[Any] = deque()
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._sync_waiters = 0
+        # One locked lock per blocked get(), released to wake it (see get()).
+        self._sync_waiters: list[threading.Lock] = []
         self._async_waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
         self._serve_scheduled: set[asyncio.AbstractEventLoop] = set()
         self._space_waiters: list[asyncio.Future[None]] = []
@@ -97,7 +97,9 @@ class HeapRing:
             if not self._items and not self._stopped:
                 return
             if self._sync_waiters:
-                self._cond.notify_all()
+                for waiter in self._sync_waiters:
+                    waiter.release()
+                self._sync_waiters.clear()
             if self._signal_fd is not None:
                 self._set_signal_locked()
             loops = {loop for loop, _ in self._async_waiters} - self._serve_scheduled
@@ -153,16 +155,26 @@ class HeapRing:
 
         The wait is interruptible: Ctrl-C raises ``KeyboardInterrupt`` here.
         """
-        with self._lock:
-            if not self._items and not self._stopped and self._producer_loop.is_closed():
-                raise RuntimeError(self._closed_loop_message())
-            while not self._items and not self._stopped:
-                self._sync_waiters += 1
-                try:
-                    self._cond.wait()
-                finally:
-                    self._sync_waiters -= 1
-            return self._pop_locked()
+        while True:
+            with self._lock:
+                if self._items or self._stopped:
+                    return self._pop_locked()
+                if self._producer_loop.is_closed():
+                    raise RuntimeError(self._closed_loop_message())
+                waiter = threading.Lock()
+                waiter.acquire()
+                self._sync_waiters.append(waiter)
+            # Wait holding no lock the producer uses. (In Condition.wait, an exception
+            # from a signal handler - Ctrl-C, a SIGTERM handler's SystemExit - can
+            # arrive while the lock is being re-acquired; leaving the ``with`` then
+            # releases the lock from under the producer's thread.)
+            try:
+                waiter.acquire()
+            except BaseException:
+                with self._lock:
+                    if waiter in self._sync_waiters:
+                        self._sync_waiters.remove(waiter)
+                raise
 
     async def get_async(self) -> Any:
         """Coroutine form of :meth:`get` for the running loop."""

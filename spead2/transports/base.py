@@ -12,9 +12,10 @@ hands over a batch of packets and answers :data:`GO` (read on),
 from __future__ import annotations
 
 import asyncio
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Buffer, Callable, Sequence
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from ..protocols.batch import PacketBatch
 
@@ -130,10 +131,26 @@ class Reader(ABC):
         except RuntimeError:  # no running loop: a finaliser after the loop stopped
             current = None
         if task is not current:
-            try:
-                task.cancel()
-            except RuntimeError:  # the loop is closed; its tasks are gone with it
-                pass
+            cancel_task(task)
+
+
+def cancel_task(task: asyncio.Task[Any]) -> None:
+    """Cancel a reader's task, also when its loop has closed.
+
+    A task created as the loop shut down (a reader pausing while ``asyncio.run``
+    cancelled the other tasks) can never run again once the loop is closed:
+    asyncio would report it at garbage collection as "Task was destroyed but it
+    is pending!", so it is told not to.
+    """
+    try:
+        task.cancel()
+    except RuntimeError:  # the loop is closed: the cancellation cannot be scheduled
+        pass
+    if task.get_loop().is_closed():
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        coro = task.get_coro()
+        if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+            coro.close()  # never started: nothing to unwind, no "never awaited" warning
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

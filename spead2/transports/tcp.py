@@ -28,7 +28,7 @@ from typing import cast
 from .._log import log_limited, logger
 from ..protocols.batch import PacketBatch
 from ..protocols.packet import PacketError, packet_size
-from .base import BATCH_PACKETS, GO, PAUSE, WAIT, Reader, StreamSink, _report_crash
+from .base import BATCH_PACKETS, GO, PAUSE, WAIT, Reader, StreamSink, _report_crash, cancel_task
 from .udp import (
     SocketHandoff,
     duplicate_socket,
@@ -422,14 +422,16 @@ class _FramingProtocol(asyncio.BufferedProtocol):
         sock = self.socket
         self._transport = None
         self.socket = None
+        waiter = self._waiter
         if self._sink.loop.is_closed():
             # The stream outlived its loop (e.g. asyncio.run returned): nothing can
             # run there any more, and abort() would schedule connection_lost on it
             # and raise. Close the socket itself, so the peer sees the end at once.
             if sock is not None:
                 sock.close()
+            if waiter is not None:
+                cancel_task(waiter)
             return
-        waiter = self._waiter
         if waiter is not None and waiter is not asyncio.current_task():
             waiter.cancel()
         if transport is not None:
