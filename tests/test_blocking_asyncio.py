@@ -159,6 +159,27 @@ async def test_blocking_then_loop_carries_on(pool: spead2.ThreadPool, kind: str)
 
 
 @pytest.mark.parametrize("kind", ["udp", "tcp", "inproc"])
+async def test_loop_receives_first_then_blocking_takes_over(
+    pool: spead2.ThreadPool, kind: str
+) -> None:
+    """The loop has been running the reader (TCP: accepted and connected) when blocking starts."""
+    stream = spead2.recv.asyncio.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
+    source = Source(kind, stream)
+    heaps = heap_packets(10)
+    source.send(heaps[:4])
+    deadline = time.monotonic() + TIMEOUT
+    while stream.stats["heaps"] < 2:  # the loop is receiving
+        assert time.monotonic() < deadline, "the loop received nothing"
+        await asyncio.sleep(0.005)
+    source.send(heaps[4:])
+    source.finish()
+    timer = watchdog(stream)
+    received = list(stream)  # never yields to the loop again
+    timer.cancel()
+    assert indices(received) == list(range(10))
+
+
+@pytest.mark.parametrize("kind", ["udp", "tcp", "inproc"])
 async def test_get_nowait_on_own_loop_reads_what_has_arrived(
     pool: spead2.ThreadPool, kind: str
 ) -> None:
