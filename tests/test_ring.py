@@ -208,8 +208,10 @@ def test_signal_exceptions_in_a_blocking_get_never_release_the_producers_lock(po
     try:
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
-            signal.setitimer(signal.ITIMER_REAL, 0.0002)
             try:
+                # Armed inside the try: on a loaded machine the timer can fire
+                # before the next statement starts.
+                signal.setitimer(signal.ITIMER_REAL, 0.0002)
                 while True:
                     ring.get()
             except _Interrupt:
