@@ -17,6 +17,7 @@ import spead2._log
 from spead2.protocols.descriptors import decode_descriptor, decode_descriptors, encode_descriptor
 from spead2.protocols.flavour import Flavour
 from spead2.protocols.raw_descriptor import RawDescriptor
+from tests.helpers.packets import addr, imm, raw_packet
 
 ALL_BITS = [8, 16, 24, 32, 40, 48, 56]
 
@@ -28,12 +29,7 @@ def fresh_log_limits() -> None:
 
 
 def ptr(immediate: bool, item_id: int, value: int, bits: int = 40) -> int:
-    return (int(immediate) << 63) | (item_id << bits) | value
-
-
-def packet(pointers: list[int], payload: bytes, bits: int = 40) -> bytes:
-    header = bytes([0x53, 4, (64 - bits) // 8, bits // 8, 0, 0]) + struct.pack(">H", len(pointers))
-    return header + b"".join(struct.pack(">Q", p) for p in pointers) + payload
+    return (imm if immediate else addr)(item_id, value, bits)
 
 
 def nested(
@@ -64,7 +60,7 @@ def nested(
         base.append(ptr(True, 4, size if payload_length is None else payload_length, bits))
     if id is not None:
         base.append(ptr(True, 0x14, id, bits))
-    return packet(base + list(extra) + pointers, body, bits)
+    return raw_packet(base + list(extra) + pointers, body, bits)
 
 
 def fmt(code: str, bits: int, width: int = 3) -> bytes:
@@ -307,7 +303,7 @@ def test_decode_latin1_codes() -> None:
 
 def test_decode_last_of_duplicates_wins() -> None:
     assert decode_descriptor(nested([(0x10, b"nm"), (0x10, b"xy")]), 0).name == b"xy"
-    value = packet(
+    value = raw_packet(
         [
             ptr(True, 1, 7),
             ptr(True, 2, 0),
@@ -323,7 +319,7 @@ def test_decode_last_of_duplicates_wins() -> None:
 
 def test_decode_addresses() -> None:
     # Lengths run to the next address in address order, whatever the pointer order.
-    value = packet(
+    value = raw_packet(
         [
             ptr(True, 1, 1),
             ptr(True, 2, 4),
@@ -337,7 +333,7 @@ def test_decode_addresses() -> None:
     )
     assert fields(decode_descriptor(value, 0))[:3] == (9, b"cd", b"ab")
     # An address beyond the heap makes the heap unusable.
-    value = packet(
+    value = raw_packet(
         [
             ptr(True, 1, 1),
             ptr(True, 2, 4),
@@ -364,7 +360,7 @@ def test_decode_multi_packet_heap() -> None:
     full = nested(STANDARD)
     body = full[8 + 8 * 9 :]
     first = nested(STANDARD, heap_length=20, payload_length=10)[: 8 + 8 * 9 + 10]
-    second = packet(
+    second = raw_packet(
         [ptr(True, 1, 1), ptr(True, 2, 20), ptr(True, 3, 10), ptr(True, 4, 10)], body[10:]
     )
     assert fields(decode_descriptor(first + second, 0)) == fields(decode_descriptor(full, 0))
