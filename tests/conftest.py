@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import spead2
 
 TESTS = Path(__file__).resolve().parent
 KINDS = {
@@ -34,3 +37,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if kind in KINDS:
             item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[spead2.ThreadPool]:
+    """A thread pool shared by the tests of a module, stopped after them."""
+    pool = spead2.ThreadPool()
+    yield pool
+    pool.stop()

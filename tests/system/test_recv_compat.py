@@ -25,13 +25,6 @@ REFERENCE_NINE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 def single_packet_heaps(pool: spead2.ThreadPool, n: int, end: bool = False) -> list[bytes]:
     """``n`` one-packet heaps (and a stop heap if ``end``), as packets."""
     group = spead2.send.ItemGroup()

@@ -48,13 +48,6 @@ def capsule(name: bytes | None, pointer: int = 0x1234) -> object:
     return _pyapi.PyCapsule_New(pointer, name, None)
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 def wait_for(condition, what, timeout=TIMEOUT):
     deadline = time.monotonic() + timeout
     while not condition():

@@ -223,11 +223,6 @@ def test_descriptors_target_on_damaged_descriptors(data: st.DataObject, bits: in
 # -- a byte stream through a real reader ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pool() -> spead2.ThreadPool:
-    return spead2.ThreadPool()
-
-
 @settings(
     max_examples=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

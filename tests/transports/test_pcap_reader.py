@@ -42,13 +42,6 @@ LINK_OFFSETS = {
 }
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 def make_group():
     group = spead2.send.ItemGroup()
     group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)])

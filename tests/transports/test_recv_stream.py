@@ -22,13 +22,6 @@ import spead2.send.asyncio
 from spead2.transports.base import BATCH_BYTES, BATCH_MAX_PACKETS
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 def make_group():
     group = spead2.send.ItemGroup()
     group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)])

@@ -12,13 +12,6 @@ from spead2._thread_pool import run_on_loop
 from spead2.recv._ring import HeapRing
 
 
-@pytest.fixture
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 def produce(ring, loop, items, stop=False):
     """Put items and publish from the producer loop's thread."""
 

@@ -8,7 +8,6 @@ import threading
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +18,7 @@ import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import tcp as tcp_transport
 from spead2.transports.base import BATCH_PACKETS, GO, PAUSE
+from tests.helpers.heaps import check_heaps, heap_packets
 from tests.helpers.streams import counting_config
 
 TIMEOUT = 10.0
@@ -34,51 +34,11 @@ def log(caplog):
         yield caplog
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 # -- helpers ------------------------------------------------------------------------
-
-
-def make_group():
-    group = spead2.send.ItemGroup()
-    group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)])
-    group.add_item(0x1001, "data", "Samples", (None,), format=[("i", 32)])
-    return group
-
-
-def heap_packets(n, samples=64, max_packet_size=1472, end=True, first_cnt=1):
-    """Packets (bytes) per heap: ``n`` data heaps (index i, ``samples`` ints) then a stop heap."""
-    group = make_group()
-    heaps = []
-    for i in range(n):
-        group["index"].value = i
-        group["data"].value = np.arange(samples) * (i + 1)
-        heap = group.get_heap(descriptors="all", data="all")
-        heaps.append(list(spead2.send.PacketGenerator(heap, first_cnt + i, max_packet_size)))
-    if end:
-        heaps.append(list(spead2.send.PacketGenerator(group.get_end(), first_cnt + n, max_packet_size)))
-    return heaps
 
 
 def stream_bytes(heaps):
     return b"".join(packet for heap in heaps for packet in heap)
-
-
-def check_heaps(heaps, n, samples=64, first=0):
-    group = spead2.ItemGroup()
-    seen = []
-    for heap in heaps:
-        assert not isinstance(heap, spead2.recv.IncompleteHeap)
-        updated = group.update(heap)
-        index = int(updated["index"].value)
-        np.testing.assert_array_equal(updated["data"].value, np.arange(samples) * (index + 1))
-        seen.append(index)
-    assert seen == list(range(first, first + n))
 
 
 def free_port(host="127.0.0.1"):

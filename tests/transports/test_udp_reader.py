@@ -20,6 +20,7 @@ import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import _recvmmsg
 from spead2.transports import udp as udp_transport
+from tests.helpers.heaps import check_heaps, heap_packets, indexed_group
 from tests.helpers.streams import counting_config
 
 TIMEOUT = 10.0
@@ -45,48 +46,7 @@ def receive_path(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 # -- helpers ------------------------------------------------------------------------
-
-
-def make_group():
-    group = spead2.send.ItemGroup()
-    group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)])
-    group.add_item(0x1001, "data", "Samples", (None,), format=[("i", 32)])
-    return group
-
-
-def heap_packets(n, samples=64, max_packet_size=1472, end=True, first_cnt=1):
-    """Packets (bytes) per heap: ``n`` data heaps (index i, ``samples`` ints) then a stop heap."""
-    group = make_group()
-    heaps = []
-    for i in range(n):
-        group["index"].value = i
-        group["data"].value = np.arange(samples, dtype="<i4") * (i + 1)
-        heap = group.get_heap(descriptors="all", data="all")
-        heaps.append(list(spead2.send.PacketGenerator(heap, first_cnt + i, max_packet_size)))
-    if end:
-        heaps.append(list(spead2.send.PacketGenerator(group.get_end(), first_cnt + n, max_packet_size)))
-    return heaps
-
-
-def check_heaps(heaps, n, samples=64):
-    """The heaps are the data heaps 0..n-1 of :func:`heap_packets`, complete and in order."""
-    group = spead2.ItemGroup()
-    seen = []
-    for heap in heaps:
-        assert not isinstance(heap, spead2.recv.IncompleteHeap)
-        updated = group.update(heap)
-        index = int(updated["index"].value)
-        np.testing.assert_array_equal(updated["data"].value, np.arange(samples) * (index + 1))
-        seen.append(index)
-    assert seen == list(range(n))
 
 
 def free_port(family=socket.AF_INET, kind=socket.SOCK_DGRAM, host="127.0.0.1"):
@@ -450,7 +410,7 @@ def test_multicast_bind_hostname_joins_group(pool):
 
 
 def single_packet_heap(cnt, samples):
-    group = make_group()
+    group = indexed_group()
     group["index"].value = cnt
     group["data"].value = np.arange(samples, dtype="<i4") * (cnt + 1)
     [packet] = spead2.send.PacketGenerator(group.get_heap(descriptors="all", data="all"), cnt + 1, 9000)
