@@ -20,6 +20,7 @@ import spead2.recv.asyncio
 import spead2.send
 import spead2.transports.base
 from tests.helpers.heaps import heap_packets, received_indices
+from tests.helpers.waiting import get_within
 
 TIMEOUT = 20.0
 READERS = ["udp", "tcp", "inproc", "buffer"]
@@ -150,14 +151,7 @@ async def test_get_nowait_on_own_loop_reads_what_has_arrived(
     with pytest.raises(spead2.Empty):
         stream.get_nowait()  # nothing sent yet: does not wait
     source.send(heap_packets(1, end=False))
-    heap = None
-    deadline = time.monotonic() + TIMEOUT
-    while heap is None:  # the kernel may take a moment to pass the packets on
-        try:
-            heap = stream.get_nowait()
-        except spead2.Empty:
-            assert time.monotonic() < deadline, "no heap arrived"
-            time.sleep(0.001)
+    heap = get_within(stream, TIMEOUT)  # the kernel may take a moment to pass the packets on
     assert received_indices([heap]) == [0]
     stream.stop()
 

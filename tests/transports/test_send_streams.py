@@ -22,6 +22,7 @@ from spead2.send._config import GroupMode, StreamConfig
 from spead2.send._heap import Heap
 from spead2.send._memory_streams import BytesStream, InprocStream
 from spead2.send._stream import AsyncStream, HeapReference, HeapReferenceList, Stream
+from tests.helpers.waiting import wait_for
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -772,10 +773,7 @@ def test_send_heap_with_every_slot_taken_raises_at_once() -> None:
     threads = [threading.Thread(target=lambda: results.append(stream.send_heap(heap))) for _ in range(2)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 10
-    while stream._in_flight < 2:
-        assert time.monotonic() < deadline, "the senders did not start"
-        time.sleep(0.001)
+    wait_for(lambda: stream._in_flight >= 2, "the senders to start")
     started = time.monotonic()
     with pytest.raises(IOError) as info:  # noqa: PT011 - the reference's type, exactly
         stream.send_heap(heap)

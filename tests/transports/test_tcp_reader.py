@@ -20,6 +20,7 @@ from spead2.transports import tcp as tcp_transport
 from spead2.transports.base import BATCH_PACKETS, GO, PAUSE
 from tests.helpers.heaps import check_heaps, heap_packets
 from tests.helpers.streams import counting_config
+from tests.helpers.waiting import wait_for
 
 TIMEOUT = 10.0
 
@@ -62,13 +63,6 @@ def watchdog(stream, timeout=TIMEOUT):
         yield
     finally:
         timer.cancel()
-
-
-def wait_until(condition, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for a condition"
-        time.sleep(0.005)
 
 
 def listening(port, host="127.0.0.1"):
@@ -306,7 +300,7 @@ def test_oversized_packets_skipped_across_reads(pool, log):
         for i in range(0, len(big), 1000):  # the skipped packet arrives in many reads
             sock.sendall(big[i : i + 1000])
             if i % 5000 == 0:
-                time.sleep(0.001)
+                time.sleep(0.001)  # let the receiver see the skipped packet in several reads
         sock.sendall(small + end)
         with watchdog(stream):
             heaps = list(stream)
@@ -338,6 +332,8 @@ def test_explicit_start_holds_tcp_reader(pool):
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     with connect(port) as sock:  # the kernel completes the handshake and queues the bytes
         sock.sendall(stream_bytes(heap_packets(4)))
+    # What is checked is that nothing happens: no event to wait for, so a reader that
+    # was not held gets this long to read the queued bytes.
     time.sleep(0.1)
     with pytest.raises(spead2.Empty):
         stream.get_nowait()
@@ -404,7 +400,7 @@ def test_backpressure_is_lossless(pool, caplog):
 
     sender = threading.Thread(target=send)
     sender.start()
-    wait_until(lambda: stream.stats["worker_blocked"] >= 1)  # the reader waits for the consumer
+    wait_for(lambda: stream.stats["worker_blocked"] >= 1)  # the reader waits for the consumer
     heaps = []
     with watchdog(stream, 30):
         for heap in stream:

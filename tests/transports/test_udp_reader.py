@@ -22,6 +22,7 @@ from spead2.transports import _recvmmsg
 from spead2.transports import udp as udp_transport
 from tests.helpers.heaps import check_heaps, heap_packets, indexed_group
 from tests.helpers.streams import counting_config
+from tests.helpers.waiting import wait_for
 
 TIMEOUT = 10.0
 
@@ -73,13 +74,6 @@ def watchdog(stream, timeout=TIMEOUT):
         yield
     finally:
         timer.cancel()
-
-
-def wait_until(condition, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for a condition"
-        time.sleep(0.005)
 
 
 def port_is_free(port, host="127.0.0.1", family=socket.AF_INET):
@@ -472,6 +466,8 @@ def test_explicit_start_holds_udp_reader(pool):
     stream = spead2.recv.Stream(pool, spead2.recv.StreamConfig(explicit_start=True))
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")  # bound now: the kernel queues datagrams
     send_all(heap_packets(4), ("127.0.0.1", port))
+    # What is checked is that nothing happens: no event to wait for, so a reader that
+    # was not held gets this long to read the queued datagrams.
     time.sleep(0.1)
     with pytest.raises(spead2.Empty):
         stream.get_nowait()
@@ -532,7 +528,7 @@ def test_full_ring_pauses_reader_and_resumes(pool, caplog):
     # More than one batch (so the reader must pause), yet few and small enough
     # for the kernel buffer to hold while the ring is full.
     send_all(heap_packets(100), ("127.0.0.1", port))
-    wait_until(lambda: stream.stats["worker_blocked"] >= 1)
+    wait_for(lambda: stream.stats["worker_blocked"] >= 1)
     # Paused: the ring holds at most one batch beyond its capacity, the rest waits in the kernel.
     assert 2 <= stream.ringbuffer.size() <= 2 + 64
     with watchdog(stream):
