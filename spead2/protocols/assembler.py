@@ -316,7 +316,7 @@ class HeapAssembler(LiveHeapMachine[_LiveHeap]):
         flavour = self._flavours[single.hab >> 3]
         assert flavour is not None
         shared = single.shared
-        rows = single.rest.tolist() if shared is None else None
+        rows: list[list[int]] = single.rest.tolist() if shared is None else []
         cnts = single.cnt
         lengths = single.length
         payload_start = single.payload_start
@@ -336,7 +336,7 @@ class HeapAssembler(LiveHeapMachine[_LiveHeap]):
             cnt = cnts[i]
             if fast and (not live or table.get(cnt) is None):
                 heap = Heap(
-                    cnt, flavour, shared if rows is None else tuple(rows[i]),
+                    cnt, flavour, shared if shared is not None else tuple(rows[i]),
                     bytearray(view[payload_start[i] : payload_end[i]]),
                 )
                 if unique is not None:
