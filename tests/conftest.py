@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import spead2
+from spead2 import _log
 
 TESTS = Path(__file__).resolve().parent
 KINDS = {
@@ -45,3 +47,18 @@ def pool() -> Iterator[spead2.ThreadPool]:
     pool = spead2.ThreadPool()
     yield pool
     pool.stop()
+
+
+@pytest.fixture
+def fresh_log_limits() -> Iterator[None]:
+    """Log rate limits are process-wide: a test looking for a message gets a fresh burst."""
+    _log._limiters.clear()
+    yield
+    _log._limiters.clear()
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture, fresh_log_limits: None) -> Iterator[pytest.LogCaptureFixture]:
+    """INFO logs of the "spead2" logger, from any thread, with fresh rate limits."""
+    with caplog.at_level(logging.INFO, logger="spead2"):
+        yield caplog

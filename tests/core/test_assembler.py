@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spead2 import _log
 from spead2.protocols import assembler as assembler_module
 from spead2.protocols import live_heaps
 from spead2.protocols.assembler import MAX_RANGES, HeapAssembler, stream_stat_configs
@@ -29,11 +28,7 @@ def item_values(heap):
     return [(item.id, bytes(item)) for item in heap.get_items()]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_log_limits():
-    _log._limiters.clear()
-    yield
-    _log._limiters.clear()
+pytestmark = pytest.mark.usefixtures("fresh_log_limits")
 
 
 # -- statistics layout ------------------------------------------------------------

@@ -13,13 +13,7 @@ from spead2 import _log
 from spead2.protocols.packet import PacketError, _decode_full, decode_packet, packet_size
 from tests.helpers.packets import addr, imm, packet, raw_packet
 
-
-@pytest.fixture(autouse=True)
-def _fresh_log_limits():
-    # The rate limiter is process-wide; each test gets a fresh burst.
-    _log._limiters.clear()
-    yield
-    _log._limiters.clear()
+pytestmark = pytest.mark.usefixtures("fresh_log_limits")
 
 
 # -- valid packets --------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 
+from spead2.protocols.raw_descriptor import RawDescriptor
+
 IMM = 1 << 63
 #: An item id of the tests' own (addressed payload items).
 ITEM = 0x1000
@@ -64,3 +66,18 @@ def split(
         packet(cnt, len(payload) if sized else None, a, payload[a:b], extra if i == 0 else ())
         for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))
     ]
+
+
+def raw_descriptor(
+    id: int, name: bytes = b"", description: bytes = b"", format: Sequence[tuple[str, int]] = (),
+    shape: Sequence[int | None] = (), numpy_header: bytes = b"",
+) -> RawDescriptor:
+    """A descriptor's fields as they go on the wire (no checks: tests give odd ones too)."""
+    raw = RawDescriptor()
+    raw.id = id
+    raw.name = name
+    raw.description = description
+    raw.format = list(format)
+    raw.shape = list(shape)
+    raw.numpy_header = numpy_header
+    return raw

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import spead2
+import spead2.recv
 
 #: How long a test waits for something that takes milliseconds on an idle machine: long
 #: enough for a loaded CI machine, short enough that a hang fails the test, not the suite.
@@ -36,3 +39,14 @@ def get_within(stream: spead2.recv.Stream, timeout: float = WAIT_TIMEOUT) -> spe
             return []
 
     return wait_for(next_heap, "a heap", timeout=timeout)[0]
+
+
+@contextlib.contextmanager
+def watchdog(stream: spead2.recv.Stream, timeout: float = WAIT_TIMEOUT) -> Iterator[None]:
+    """Stop ``stream`` if the block has not finished within ``timeout`` (a hang becomes a failure)."""
+    timer = threading.Timer(timeout, stream.stop)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

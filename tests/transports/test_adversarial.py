@@ -28,7 +28,7 @@ from spead2.protocols.heaps import Heap, IncompleteHeap
 from spead2.protocols.raw_descriptor import RawDescriptor
 from tests.fuzz._harness import Rig, make_rig
 from tests.helpers.assembler import payload_of
-from tests.helpers.packets import ITEM, addr, imm, packet, raw_packet
+from tests.helpers.packets import ITEM, addr, imm, packet, raw_descriptor, raw_packet
 from tests.helpers.streams import counting_config
 
 
@@ -69,14 +69,7 @@ def descriptor_packet(raw: RawDescriptor, hab: int = 40, bug_compat: int = 0) ->
 def make_raw(
     id: int = ITEM, name: bytes = b"x", shape=(), format=(), numpy_header: bytes = b""
 ) -> RawDescriptor:
-    raw = RawDescriptor()
-    raw.id = id
-    raw.name = name
-    raw.description = b"adversarial"
-    raw.shape = list(shape)
-    raw.format = list(format)
-    raw.numpy_header = numpy_header
-    return raw
+    return raw_descriptor(id, name, b"adversarial", format, shape, numpy_header)
 
 
 def heap_with(

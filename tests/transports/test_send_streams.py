@@ -22,6 +22,7 @@ from spead2.send._config import GroupMode, StreamConfig
 from spead2.send._heap import Heap
 from spead2.send._memory_streams import BytesStream, InprocStream
 from spead2.send._stream import AsyncStream, HeapReference, HeapReferenceList, Stream
+from tests.helpers.clock import FakeClock, use_fake_clock
 from tests.helpers.waiting import wait_for
 
 # ---------------------------------------------------------------------------
@@ -80,35 +81,6 @@ def cnts(data: bytes) -> list[int]:
 def take_all(queue: spead2.InprocQueue) -> list[bytes]:
     packets, _ = queue._take(1 << 30)
     return packets
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-
-    async def async_sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-        await asyncio.sleep(0)
-
-
-def use_fake_clock(stream: Stream, clock: FakeClock) -> None:
-    stream._clock = clock.time
-    if isinstance(stream, AsyncStream):
-        stream._sleep = clock.async_sleep
-        stream._blocking_sleep = clock.sleep
-    else:
-        stream._sleep = clock.sleep  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------

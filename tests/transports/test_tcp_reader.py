@@ -1,8 +1,6 @@
 """TCP receive over loopback, and the in-place framing of its byte stream."""
 
 import asyncio
-import contextlib
-import logging
 import socket
 import threading
 import time
@@ -20,19 +18,9 @@ from spead2.transports import tcp as tcp_transport
 from spead2.transports.base import BATCH_PACKETS, GO, PAUSE
 from tests.helpers.heaps import check_heaps, heap_packets
 from tests.helpers.streams import counting_config
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_for, watchdog
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-def log(caplog):
-    """INFO logs of the "spead2" logger, from any thread, with the rate limits reset."""
-    from spead2 import _log
-
-    _log._limiters.clear()
-    with caplog.at_level(logging.INFO, logger="spead2"):
-        yield caplog
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -52,17 +40,6 @@ def connect(port, host="127.0.0.1"):
     sock = socket.create_connection((host, port), timeout=TIMEOUT)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-@contextlib.contextmanager
-def watchdog(stream, timeout=TIMEOUT):
-    """Stop ``stream`` if the test has not finished within ``timeout`` (a hang becomes a failure)."""
-    timer = threading.Timer(timeout, stream.stop)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 def listening(port, host="127.0.0.1"):

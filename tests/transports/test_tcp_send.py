@@ -20,6 +20,7 @@ from spead2.send._network_streams import TcpStream
 from spead2.transports import udp_send
 from spead2.transports.tcp_send import AsyncTcpTransport, TcpTransport
 from tests.helpers.heaps import numbered_bytes_heap
+from tests.helpers.waiting import watchdog
 
 TIMEOUT = 10.0
 
@@ -390,16 +391,12 @@ def test_round_trip_through_recv_stream(pool):
         stream.send_heap(group.get_heap())
     del stream  # EOF ends the receive stream
     gc.collect()
-    timer = threading.Timer(TIMEOUT, recv.stop)
-    timer.start()
-    try:
-        received = spead2.ItemGroup()
-        seen = []
+    received = spead2.ItemGroup()
+    seen = []
+    with watchdog(recv, TIMEOUT):
         for heap in recv:
             received.update(heap)
             seen.append(received["values"].value.copy())
-    finally:
-        timer.cancel()
     assert len(seen) == 5
     for i, values in enumerate(seen):
         np.testing.assert_array_equal(values, np.arange(20000) * i)

@@ -1,7 +1,6 @@
 """UDP receive over loopback: every ``add_udp_reader`` overload, truncation, buffers, stop, backpressure."""
 
 import asyncio
-import contextlib
 import errno
 import logging
 import re
@@ -22,19 +21,9 @@ from spead2.transports import _recvmmsg
 from spead2.transports import udp as udp_transport
 from tests.helpers.heaps import check_heaps, heap_packets, indexed_group
 from tests.helpers.streams import counting_config
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_for, watchdog
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-def log(caplog):
-    """INFO logs of the "spead2" logger, from any thread, with the rate limits reset."""
-    from spead2 import _log
-
-    _log._limiters.clear()
-    with caplog.at_level(logging.INFO, logger="spead2"):
-        yield caplog
 
 
 @pytest.fixture(params=["recvmmsg", "recv_into"], autouse=True)
@@ -63,17 +52,6 @@ def send_all(packets, address, family=socket.AF_INET, setup=None):
         for heap in packets:
             for packet in heap:
                 sock.sendto(packet, address)
-
-
-@contextlib.contextmanager
-def watchdog(stream, timeout=TIMEOUT):
-    """Stop ``stream`` if the test has not finished within ``timeout`` (a hang becomes a failure)."""
-    timer = threading.Timer(timeout, stream.stop)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 def port_is_free(port, host="127.0.0.1", family=socket.AF_INET):

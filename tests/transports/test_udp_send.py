@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import struct
-import threading
 import time
 
 import numpy as np
@@ -26,7 +25,9 @@ from spead2.send._network_streams import TimerSleeper, UdpStream
 from spead2.send._stream import AsyncStream
 from spead2.transports import udp_send
 from spead2.transports.udp_send import AsyncUdpTransport, UdpTransport
+from tests.helpers.clock import FakeClock, use_fake_clock
 from tests.helpers.heaps import numbered_bytes_heap
+from tests.helpers.waiting import watchdog
 
 TIMEOUT = 5.0
 STREAM_CLASSES = [UdpStream, send_asyncio.UdpStream]
@@ -577,16 +578,12 @@ def test_round_trip_through_recv_stream(pool):
         group["values"].value = np.arange(1000, dtype=np.int32) * i
         stream.send_heap(group.get_heap())
     stream.send_heap(group.get_end())
-    timer = threading.Timer(TIMEOUT, recv.stop)
-    timer.start()
-    try:
-        received = spead2.ItemGroup()
-        seen = []
+    received = spead2.ItemGroup()
+    seen = []
+    with watchdog(recv, TIMEOUT):
         for heap in recv:
             received.update(heap)
             seen.append(received["values"].value.copy())
-    finally:
-        timer.cancel()
     assert len(seen) == 5
     for i, values in enumerate(seen):
         np.testing.assert_array_equal(values, np.arange(1000) * i)
@@ -595,39 +592,13 @@ def test_round_trip_through_recv_stream(pool):
 # -- rate limiting (fake clock: no wall-clock assertions) ------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-
-    async def async_sleep(self, delay: float) -> None:
-        self.sleep(delay)
-        await asyncio.sleep(0)
-
-
-def fake(stream: spead2.send.Stream, clock: FakeClock) -> None:
-    stream._clock = clock.time
-    if isinstance(stream, AsyncStream):
-        stream._sleep = clock.async_sleep
-        stream._blocking_sleep = clock.sleep
-    else:
-        stream._sleep = clock.sleep  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("cls", STREAM_CLASSES)
 def test_rate_limit_schedule(pool, receiver, cls):
     """1 MB/s with 64 KiB bursts: a ~100 kB heap waits once, for its first burst."""
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     config = spead2.send.StreamConfig(rate=1e6, burst_size=65536)
     stream = cls(pool, [receiver.endpoint], config)
-    fake(stream, clock)
+    use_fake_clock(stream, clock)
     heap = numbered_bytes_heap(100000, descriptors="none")
     size = send_one(stream, heap)
     assert size == sum(map(len, expected(heap, 1))) > 100000
@@ -647,8 +618,8 @@ def test_rate_limit_matches_bytes_stream(pool, receiver):
     clocks = []
     for stream in (UdpStream(pool, [receiver.endpoint], config),
                    spead2.send.BytesStream(pool, config)):
-        clock = FakeClock()
-        fake(stream, clock)
+        clock = FakeClock(50.0)
+        use_fake_clock(stream, clock)
         stream.send_heap(heaps[0])
         stream.send_heap(heaps[1], rate=1e6)
         stream.send_heaps([spead2.send.HeapReference(h, rate=r)
