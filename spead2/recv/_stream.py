@@ -34,6 +34,7 @@ class StreamCore(ReceiverCore):
             ring_config.heaps, loop, functools.partial(count_blocked, self.stats, "ringbuffer")
         )
         self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats, log_limited)
+        self.packet_consumer = self.assembler
         self._driver: ReaderDriver | None = None
 
     def batch_done(self) -> None:

@@ -28,8 +28,9 @@ from ...protocols.chunking import (
 )
 from .._config import StreamConfig
 from .._receiver import _Stream
+from .._wakeup import Waiter, wake
 from .config import Chunk, ChunkStreamConfig, uint64_arg
-from .rings import ChunkRingbuffer, ChunkRingPair, Waiter, wake
+from .rings import ChunkRingbuffer, ChunkRingPair
 from .stream import ChunkStreamCore, StreamChunkSource, drop_undeliverable, flush_to_ring
 
 __all__ = ["ChunkStreamGroupConfig", "ChunkStreamGroupMember", "ChunkStreamRingGroup"]
