@@ -1,4 +1,4 @@
-"""Receive-stream configuration: ``StreamConfig`` and ``RingStreamConfig`` (API.md §2.3, §2.4).
+"""Receive-stream configuration: ``StreamConfig`` and ``RingStreamConfig``.
 
 Both are keyword-only and every option is a read/write property, validated
 on every assignment. Unsigned options reject negative or non-integer values

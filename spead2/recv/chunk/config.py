@@ -2,7 +2,7 @@
 
 :class:`Chunk` holds the user's buffers; :class:`ChunkStreamConfig` says how
 a chunk stream places heaps (its place callback is validated by
-:mod:`._chunk_place`). :func:`uint64_arg` checks every unsigned option of the
+:mod:`.place`). :func:`uint64_arg` checks every unsigned option of the
 chunk-stream classes.
 """
 
