@@ -115,7 +115,8 @@ def decode_packet(data: Buffer, report: Report = ignore) -> DecodedPacket | None
     """Decode the header and item pointers of the packet that is all of ``data``.
 
     Returns ``None`` (after an INFO ``report``, see :mod:`.report`) for a packet that fails
-    any check of PROTOCOL.md §9.1, including a packet longer than its header
+    any check a spead2 receiver makes (see the module docstring), including a packet
+    longer than its header
     says (``discarding packet due to size mismatch``). Never raises for bad
     content.
     """
