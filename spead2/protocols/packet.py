@@ -116,9 +116,8 @@ def decode_packet(data: Buffer, report: Report = ignore) -> DecodedPacket | None
 
     Returns ``None`` (after an INFO ``report``, see :mod:`.report`) for a packet that fails
     any check a spead2 receiver makes (see the module docstring), including a packet
-    longer than its header
-    says (``discarding packet due to size mismatch``). Never raises for bad
-    content.
+    longer than its header says (``discarding packet due to size mismatch``). Never
+    raises for bad content.
     """
     size = len(data)  # type: ignore[arg-type]
     if size >= 40:

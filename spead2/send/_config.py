@@ -1,4 +1,4 @@
-"""Send stream configuration: :class:`StreamConfig`, :class:`RateMethod`, :class:`GroupMode` ."""
+"""Send stream configuration: :class:`StreamConfig`, :class:`RateMethod`, :class:`GroupMode`."""
 
 from __future__ import annotations
 
