@@ -13,8 +13,9 @@ from collections import deque
 from collections.abc import Iterator
 
 from ..._errors import Empty, Full, Stopped
+from .._config import uint64_arg
 from .._wakeup import ReadinessFd, Waiter, wake
-from .config import Chunk, uint64_arg
+from .config import Chunk
 
 __all__ = ["ChunkRingPair", "ChunkRingbuffer"]
 
