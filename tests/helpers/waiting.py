@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -26,6 +27,18 @@ def wait_for[T](condition: Callable[[], T], what: str = "a condition", *, timeou
         # What is awaited happens in another thread or process, which has no event to
         # hand us: look again shortly.
         time.sleep(POLL_INTERVAL)
+    return result
+
+
+async def wait_for_async[T](
+    condition: Callable[[], T], what: str = "a condition", *, timeout: float = WAIT_TIMEOUT
+) -> T:
+    """:func:`wait_for` in a coroutine: the event loop runs while the condition is false."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(POLL_INTERVAL)
     return result
 
 

@@ -20,7 +20,7 @@ import spead2.recv.asyncio
 import spead2.send
 import spead2.transports.base
 from tests.helpers.heaps import heap_packets, received_indices
-from tests.helpers.waiting import get_within
+from tests.helpers.waiting import get_within, wait_for_async
 
 TIMEOUT = 20.0
 READERS = ["udp", "tcp", "inproc", "buffer"]
@@ -130,10 +130,7 @@ async def test_loop_receives_first_then_blocking_takes_over(
     source = Source(kind, stream)
     heaps = heap_packets(10)
     source.send(heaps[:4])
-    deadline = time.monotonic() + TIMEOUT
-    while stream.stats["heaps"] < 2:  # the loop is receiving
-        assert time.monotonic() < deadline, "the loop received nothing"
-        await asyncio.sleep(0.005)
+    await wait_for_async(lambda: stream.stats["heaps"] >= 2, "the loop to receive", timeout=TIMEOUT)
     source.send(heaps[4:])
     source.finish()
     timer = watchdog(stream)
@@ -243,7 +240,7 @@ async def test_blocking_iteration_from_another_thread(pool: spead2.ThreadPool, k
     stream = spead2.recv.asyncio.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     source = Source(kind, stream)
     consumer = asyncio.create_task(asyncio.to_thread(list, stream))
-    await asyncio.sleep(0.05)  # the thread is waiting before anything is sent
+    await wait_for_async(lambda: stream._core.ring._sync_waiters, "the thread to wait in get()")
     source.send(heap_packets(12))
     source.finish()
     heaps = await asyncio.wait_for(consumer, TIMEOUT)

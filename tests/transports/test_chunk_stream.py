@@ -408,7 +408,7 @@ async def test_asyncio_ring():
     assert await asyncio.wait_for(waiter, TIMEOUT) is chunk
     await ring.put(filled_chunk())
     blocked_put = asyncio.ensure_future(ring.put(filled_chunk()))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # nothing must happen (the put stays blocked): no event to wait for
     assert not blocked_put.done()
     ring.get_nowait()
     await asyncio.wait_for(blocked_put, TIMEOUT)

@@ -20,7 +20,7 @@ import spead2.recv.asyncio
 import spead2.send
 import spead2.send.asyncio
 from spead2.transports.base import BATCH_BYTES, BATCH_MAX_PACKETS
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_for, wait_for_async
 
 
 def make_group():
@@ -113,7 +113,7 @@ async def test_inproc_asyncio_concurrent_gets_in_call_order(pool):
     stream = spead2.recv.asyncio.Stream(pool)
     stream.add_inproc_reader(queue)
     getters = [asyncio.create_task(stream.get()) for _ in range(4)]
-    await asyncio.sleep(0.01)
+    await wait_for_async(lambda: len(stream._core.ring._async_waiters) == 4, "the four gets to wait")
     sender = spead2.send.asyncio.InprocStream(pool, [queue])
     group = make_group()
     for i in range(4):
@@ -172,7 +172,7 @@ async def test_asyncio_cancelled_async_for_task_leaves_the_heap_for_the_next(poo
             return heap
 
     waiting = asyncio.create_task(first_heap())
-    await asyncio.sleep(0.01)  # waiting inside async for
+    await wait_for_async(lambda: stream._core.ring._async_waiters, "the task to wait inside async for")
     waiting.cancel()
     for packet in _split_packets(encode_heaps(pool, 3)):
         queue.add_packet(packet)
@@ -444,6 +444,7 @@ async def test_ended_asyncio_stream_is_freed_without_the_cycle_collector(pool):
         stream.add_inproc_reader(queue)
 
         async def feed():
+            # The scenario: the consumer is already waiting when packets and the end come.
             await asyncio.sleep(0.02)
             for packet in _split_packets(encode_heaps(pool, 3, end=False)):
                 queue.add_packet(packet)
@@ -470,10 +471,7 @@ def test_awaiting_a_stream_whose_loop_has_closed_raises_at_once(pool):
         stream.add_inproc_reader(queue)
         for packet in spead2.send.PacketGenerator(make_group().get_heap(), 1, 1472):
             queue.add_packet(packet)
-        deadline = time.monotonic() + 10
-        while stream.ringbuffer.size() == 0:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.005)
+        await wait_for_async(lambda: stream.ringbuffer.size(), "a heap in the ring")
         return stream
 
     stream = asyncio.run(make())

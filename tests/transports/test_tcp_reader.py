@@ -18,7 +18,7 @@ from spead2.transports import tcp as tcp_transport
 from spead2.transports.base import BATCH_PACKETS, GO, PAUSE
 from tests.helpers.heaps import check_heaps, heap_packets
 from tests.helpers.streams import counting_config
-from tests.helpers.waiting import wait_for, watchdog
+from tests.helpers.waiting import wait_for, wait_for_async, watchdog
 
 TIMEOUT = 10.0
 
@@ -405,13 +405,12 @@ async def test_backpressure_is_lossless_asyncio(pool):
     writer.close()
 
     async def collect():
-        while stream.stats["worker_blocked"] == 0:  # the reader waits for the consumer
-            await asyncio.sleep(0.005)
+        await wait_for_async(lambda: stream.stats["worker_blocked"], "the reader to wait for the consumer")
         heaps = []
         async for heap in stream:
             heaps.append(heap)
             if len(heaps) % 20 == 0:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the scenario: a slow consumer
         return heaps
 
     check_heaps(await asyncio.wait_for(collect(), 30), 100, samples=1000)

@@ -20,7 +20,7 @@ from spead2.send._network_streams import TcpStream
 from spead2.transports import udp_send
 from spead2.transports.tcp_send import AsyncTcpTransport, TcpTransport
 from tests.helpers.heaps import numbered_bytes_heap
-from tests.helpers.waiting import watchdog
+from tests.helpers.waiting import wait_for_async, watchdog
 
 TIMEOUT = 10.0
 
@@ -316,10 +316,7 @@ async def test_asyncio_backpressure_waits_for_the_receiver(pool):
         transport = transport_of(stream)
         heaps = [(numbered_bytes_heap(2_000_000, i), i + 1) for i in range(2)]
         futures = [stream.async_send_heap(h, cnt=c) for h, c in heaps]
-        for _ in range(100):
-            await asyncio.sleep(0.001)
-            if transport._queue:
-                break
+        await wait_for_async(lambda t=transport: t._queue, "a send queue to build up")
         assert transport._queue, "the kernel took 4 MB through 8 KiB buffers"
         assert not futures[0].done()
         srv.go.set()
@@ -343,10 +340,7 @@ async def test_asyncio_flush_on_the_loop_finishes_a_queued_tail(pool):
         transport = transport_of(stream)
         heaps = [(numbered_bytes_heap(1_000_000, i), i + 1) for i in range(2)]
         futures = [stream.async_send_heap(h, cnt=c) for h, c in heaps]
-        for _ in range(100):
-            await asyncio.sleep(0.001)
-            if transport._backlog is not None:
-                break
+        await wait_for_async(lambda t=transport: t._backlog is not None, "a backlog")
         assert transport._backlog is not None
         srv.go.set()
         stream.flush()  # blocks this (the loop's) thread until everything is written

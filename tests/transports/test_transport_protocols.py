@@ -13,6 +13,7 @@ import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import DatagramReceiver, TcpReceiver
 from tests.helpers.heaps import heap_packets, received_indices
+from tests.helpers.waiting import wait_for_async
 
 TIMEOUT = 20.0
 SAMPLES = 1000
@@ -63,9 +64,7 @@ async def test_datagram_endpoint_pauses_at_a_full_ring(pool: spead2.ThreadPool) 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for packet in packets_of(6):
             tx.sendto(packet, address)
-    async with asyncio.timeout(TIMEOUT):
-        while stream.stats["worker_blocked"] == 0:
-            await asyncio.sleep(0.005)
+    await wait_for_async(lambda: stream.stats["worker_blocked"], "the reader to wait for the consumer", timeout=TIMEOUT)
     heaps = await collect(stream)  # the stop heap ends it; nothing lost on loopback
     assert received_indices(heaps, SAMPLES) == list(range(6))
 
