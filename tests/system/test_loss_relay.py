@@ -38,6 +38,7 @@ from spead2.protocols.heaps import Heap, IncompleteHeap
 from tests.fuzz._udp import SENDER_SCRIPT, bound_udp_socket, heap_payload, kernel_drops
 from tests.helpers.reference import reference_python
 from tests.helpers.streams import counting_config
+from tests.helpers.waiting import wait_for_async
 
 REPO = Path(__file__).resolve().parents[2]
 N_HEAPS = 500
@@ -184,10 +185,10 @@ async def run_through_relay(which: str, impairment: Impairment, seed: int) -> No
         sent_packets = int(out.split()[0])
         via = "UdpStream" if out.split()[1] == b"True" else "PacketGenerator + socket"
         # Everything was sent before the sender exited; let the relay drain its socket.
-        deadline = time.monotonic() + 30
-        while relay.received + (kernel_drops(relay_port) or 0) < sent_packets:
-            assert time.monotonic() < deadline, "the relay did not see every datagram"
-            await asyncio.sleep(0.01)
+        await wait_for_async(
+            lambda: relay.received + (kernel_drops(relay_port) or 0) >= sent_packets,
+            "the relay to see every datagram", timeout=30,
+        )
         relay.release_all()
         relay_drops = kernel_drops(relay_port)
         if relay_drops is not None:
@@ -198,7 +199,8 @@ async def run_through_relay(which: str, impairment: Impairment, seed: int) -> No
     finally:
         transport.close()
 
-    # Wait until the receiver has accounted for every forwarded datagram, then stop it.
+    # Wait until the receiver has accounted for every forwarded datagram, then stop it (a
+    # deadline wait that goes on to the checks below, which then say what is missing).
     deadline = time.monotonic() + 30
     while True:
         drops = kernel_drops(rx_port) or 0

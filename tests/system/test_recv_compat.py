@@ -6,7 +6,6 @@ tests/system/interop/test_interop_compat.py.)
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -17,7 +16,7 @@ import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
 from spead2.recv import stream_stat_indices
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_for, wait_for_async
 
 TIMEOUT = 10.0
 REFERENCE_NINE = [
@@ -152,10 +151,7 @@ def test_worker_blocked_counts_as_soon_as_the_reader_blocks(pool) -> None:
 async def test_worker_blocked_polled_on_an_asyncio_stream(pool) -> None:
     stream = spead2.recv.asyncio.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=1))
     stream.add_buffer_reader(b"".join(single_packet_heaps(pool, 5, end=True)))
-    deadline = time.monotonic() + TIMEOUT
-    while stream.stats[stream_stat_indices.WORKER_BLOCKED] == 0:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.001)
+    await wait_for_async(lambda: stream.stats[stream_stat_indices.WORKER_BLOCKED], "the reader to block")
     assert [h.cnt async for h in stream] == [1, 2, 3, 4, 5]  # nothing lost
 
 

@@ -37,7 +37,7 @@ import spead2.send.asyncio
 from spead2.protocols.heaps import Heap
 from spead2.transports.base import BATCH_PACKETS
 from tests.fuzz._udp import bound_udp_socket, kernel_drops
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_for, wait_for_async
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 30
@@ -210,7 +210,7 @@ def test_exit_with_everything_live() -> None:
         config = spead2.send.StreamConfig(rate=1e5)  # slow: heaps stay queued
         async_stream = spead2.send.asyncio.InprocStream(pool, [spead2.InprocQueue()], config)
         futures = [async_stream.async_send_heap(heap) for _ in range(3)]
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the scenario: the loop ends with heaps in flight
     asyncio.run(leave_heaps_in_flight())
 
     # Traffic still flowing when the interpreter exits.
@@ -392,10 +392,7 @@ async def test_dropped_asyncio_stream_on_a_running_loop_releases_its_socket() ->
     rx.close()
     del stream
     gc.collect()
-    for _ in range(1000):
-        if kernel_drops(port) is None:
-            break
-        await asyncio.sleep(0.01)
+    await wait_for_async(lambda: kernel_drops(port) is None, "the UDP socket to close")
     assert kernel_drops(port) is None
 
 
@@ -444,7 +441,7 @@ def test_loop_shutdown_cancels_queued_heap_futures() -> None:
         config = spead2.send.StreamConfig(rate=1e5, max_heaps=4)
         stream = spead2.send.asyncio.InprocStream(spead2.ThreadPool(), [spead2.InprocQueue()], config)
         futures.extend(stream.async_send_heap(heap) for _ in range(4))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the scenario: the loop ends with heaps queued
 
     asyncio.run(queue_and_leave())
     # asyncio.run cancelled the stream's driver task; nothing can send these heaps any more.
@@ -506,11 +503,8 @@ async def _connected_tcp_stream() -> tuple[spead2.recv.asyncio.Stream, socket.so
     stream.add_tcp_reader(listener)
     listener.close()
     client = socket.create_connection(address)
-    deadline = time.monotonic() + TIMEOUT
     # Accepted once the listening socket is gone (one connection per reader).
-    while _listening_on(address):
-        assert time.monotonic() < deadline, "the TCP reader never accepted the connection"
-        await asyncio.sleep(0.005)
+    await wait_for_async(lambda: not _listening_on(address), "the TCP reader to accept the connection", timeout=TIMEOUT)
     return stream, client
 
 
@@ -578,7 +572,7 @@ def test_asyncio_run_ending_by_an_exception_with_a_live_tcp_reader_exits_quietly
             stream.add_tcp_reader(listener)
             client = socket.create_connection(listener.getsockname())
             listener.close()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the scenario: the error comes while the reader runs
             raise ValueError("the user's own error")
 
         asyncio.run(main())
