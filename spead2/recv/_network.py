@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, overload
 
 from ..protocols.arguments import ArgumentRangeError
 from ..transports.base import Reader
+from ..transports.sockets import SocketHandoff
 from ..transports.tcp import TcpReader, tcp_listener_for_port, tcp_listener_from_user
 from ..transports.udp import (
-    SocketHandoff,
     UdpReader,
     udp_socket_for_ipv4_group,
     udp_socket_for_ipv6_group,

@@ -13,34 +13,32 @@ so their errors raise to the caller.
 
 from __future__ import annotations
 
-import asyncio
 import operator
-import os
 import socket
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 from .._thread_pool import ThreadPool
 from ..protocols.arguments import ArgumentRangeError, MulticastHopsError
-from ..transports.tcp_send import TcpTransport, tcp_connect
-from ..transports.udp_send import (
+from ..transports.sockets import (
     Address,
-    UdpTransport,
     bind_interface,
     configure_ipv4_multicast,
     configure_ipv6_multicast,
     configure_multicast_ttl,
-    duplicate_user_socket,
+    duplicate_socket,
     ip_of,
     new_socket,
     resolve_endpoint,
     set_send_buffer,
 )
+from ..transports.tcp_send import TcpTransport, tcp_connect
+from ..transports.timer import TimerSleeper
+from ..transports.udp_send import UdpTransport
 from ._config import StreamConfig
 from ._memory_streams import _check_thread_pool
-from ._stream import SyncStream
+from ._stream import AsyncStream, SyncStream
 
 __all__ = ["TcpStream", "UdpStream"]
 
@@ -236,7 +234,7 @@ def open_udp(
     if form == _SOCKET:
         user_socket: socket.socket = a["socket"]
         _, addrs = _resolve_udp_endpoints(endpoints, user_socket.family)
-        return a["config"], duplicate_user_socket(user_socket), addrs
+        return a["config"], duplicate_socket(user_socket), addrs
     family, addrs = _resolve_udp_endpoints(endpoints, None)
     if form == _TTL:
         _check_multicast(addrs, None)
@@ -289,7 +287,7 @@ def tcp_socket_args(
 ) -> tuple[StreamConfig | None, socket.socket]:
     """Resolve ``TcpStream(thread_pool, socket, config)``: the config and a duplicate of the socket."""
     _, a = _resolve(name, [_TCP_SOCKET_OVERLOAD], args, kwargs)
-    return a["config"], duplicate_user_socket(a["socket"])
+    return a["config"], duplicate_socket(a["socket"])
 
 
 def tcp_connect_args(
@@ -306,73 +304,9 @@ def open_tcp(
     """Resolve a synchronous ``TcpStream`` constructor call; connects in the calling thread."""
     form, a = _resolve(name, [_TCP_SOCKET_OVERLOAD, _TCP_CONNECT_OVERLOAD], args, kwargs)
     if form == 0:
-        return a["config"], duplicate_user_socket(a["socket"])
+        return a["config"], duplicate_socket(a["socket"])
     config, (host, port), buffer_size, interface_address = _connect_values(name, a)
     return config, tcp_connect(host, port, buffer_size, interface_address)
-
-
-# -- precise sleeps for the rate limiter ---------------------------------------------
-
-
-class TimerSleeper:
-    """Sleeps for the rate limiter with a ``timerfd``, far more precise than the defaults.
-
-    At 1 Gb/s a 64 KiB burst lasts 0.5 ms. ``time.sleep`` overshoots by about
-    0.1 ms (the default 50 µs timer slack plus wake-up), and ``asyncio.sleep``
-    rounds up to whole milliseconds (asyncio's selector) or down to zero
-    (uvloop); a timerfd wakes within a few tens of µs, blocking
-    (:meth:`sleep`) or through the event loop (:meth:`async_sleep`). Where
-    ``os.timerfd_create`` is missing (not Linux) the defaults are used.
-    One sleep at a time: a stream only ever sleeps in its one sending thread
-    or driver task. Call :meth:`close` to release the descriptor.
-    """
-
-    __slots__ = ("_fd", "__weakref__")
-
-    available = hasattr(os, "timerfd_create")
-
-    def __init__(self) -> None:
-        self._fd = -1
-
-    def _timer(self, delay: float) -> int:
-        fd = self._fd
-        if fd < 0:
-            fd = self._fd = os.timerfd_create(time.CLOCK_MONOTONIC, flags=os.TFD_CLOEXEC)
-        # A zero initial value would disarm the timer instead of firing at once.
-        os.timerfd_settime_ns(fd, initial=max(int(delay * 1e9), 1))
-        return fd
-
-    def sleep(self, delay: float) -> None:
-        """Block the calling thread for ``delay`` seconds (interruptible by signals)."""
-        if delay <= 0.0:
-            return
-        os.read(self._timer(delay), 8)
-
-    async def async_sleep(self, delay: float) -> None:
-        """Wait ``delay`` seconds on the running event loop."""
-        if delay <= 0.0:
-            await asyncio.sleep(0)
-            return
-        loop = asyncio.get_running_loop()
-        fd = self._timer(delay)
-        waiter = loop.create_future()
-
-        def on_expiry() -> None:
-            os.read(fd, 8)
-            if not waiter.done():
-                waiter.set_result(None)
-
-        loop.add_reader(fd, on_expiry)
-        try:
-            await waiter
-        finally:
-            loop.remove_reader(fd)
-
-    def close(self) -> None:
-        """Release the timer (idempotent)."""
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
 
 
 # -- the streams ---------------------------------------------------------------------
@@ -383,13 +317,20 @@ def own_transport(stream: object, transport: UdpTransport | TcpTransport) -> Non
     _release_with(stream, transport.close)
 
 
-def precise_sleeper(stream: object) -> TimerSleeper | None:
-    """A :class:`TimerSleeper` released with ``stream``, or ``None`` where there is none."""
+def use_timer_sleep(stream: SyncStream | AsyncStream) -> None:
+    """Make ``stream``'s rate limiter sleep on a timerfd released with the stream, where there is one.
+
+    ``time.sleep`` and ``asyncio.sleep`` are far too coarse for rate limiting
+    at Gb/s (see :class:`~spead2.transports.timer.TimerSleeper`).
+    """
     if not TimerSleeper.available:
-        return None
+        return
     sleeper = TimerSleeper()
     _release_with(stream, sleeper.close)
-    return sleeper
+    if isinstance(stream, AsyncStream):
+        stream._sleep = sleeper.async_sleep
+    else:
+        stream._sleep = sleeper.sleep
 
 
 def _release_with(stream: object, close: Callable[[], None]) -> None:
@@ -398,30 +339,14 @@ def _release_with(stream: object, close: Callable[[], None]) -> None:
     weakref.finalize(stream, close).atexit = False
 
 
-class UdpStream(SyncStream):
-    """Sends each packet as a UDP datagram to the endpoint of its heap's substream.
+class UdpForms:
+    """The constructor forms of ``UdpStream``, shared by the synchronous and asyncio classes.
 
-    ``endpoints`` is a non-empty list of ``(host, port)``, one per substream;
-    all must be of one address family. Forms (as in the reference):
-
-    * ``UdpStream(thread_pool, endpoints, config=StreamConfig(), buffer_size=524288,
-      interface_address='')`` — ``interface_address`` is bound as the source address;
-    * ``UdpStream(thread_pool, endpoints, config, buffer_size, *, ttl)`` — multicast
-      endpoints with that TTL (IPv4) or hop limit (IPv6);
-    * ``UdpStream(thread_pool, endpoints, config, buffer_size, ttl, interface_address)``
-      — IPv4 multicast out of the interface with that address;
-    * ``UdpStream(thread_pool, endpoints, config, buffer_size, ttl, interface_index)``
-      — IPv6 multicast out of that interface;
-    * ``UdpStream(thread_pool, socket, endpoints, config=StreamConfig())`` — send from
-      (a duplicate of) an existing UDP socket, whose options the caller sets.
-
-    ``buffer_size`` is the socket send buffer (0 keeps the OS default). A
-    packet larger than a datagram can be fails its heap with
-    ``OSError(EMSGSIZE)``.
+    Comes before :class:`SyncStream` or :class:`AsyncStream` in the bases;
+    ``_transport_class`` says which transport the stream drives.
     """
 
-    #: Default socket send buffer asked for (bytes).
-    DEFAULT_BUFFER_SIZE = UDP_DEFAULT_BUFFER_SIZE
+    _transport_class: ClassVar[type[UdpTransport]]
 
     @overload
     def __init__(
@@ -480,12 +405,39 @@ class UdpStream(SyncStream):
     def __init__(self, thread_pool: ThreadPool, *args: Any, **kwargs: Any) -> None:
         _check_thread_pool(thread_pool)
         config, sock, addrs = open_udp("UdpStream", args, kwargs)
-        transport = UdpTransport(sock, addrs)
+        transport = self._transport_class(sock, addrs)
         own_transport(self, transport)
-        super().__init__(config, transport)
-        sleeper = precise_sleeper(self)
-        if sleeper is not None:
-            self._sleep = sleeper.sleep
+        # The driver base that follows in the MRO (SyncStream or AsyncStream).
+        super().__init__(config, transport)  # type: ignore[call-arg]
+        use_timer_sleep(self)  # type: ignore[arg-type]
+
+
+class UdpStream(UdpForms, SyncStream):
+    """Sends each packet as a UDP datagram to the endpoint of its heap's substream.
+
+    ``endpoints`` is a non-empty list of ``(host, port)``, one per substream;
+    all must be of one address family. Forms (as in the reference):
+
+    * ``UdpStream(thread_pool, endpoints, config=StreamConfig(), buffer_size=524288,
+      interface_address='')`` — ``interface_address`` is bound as the source address;
+    * ``UdpStream(thread_pool, endpoints, config, buffer_size, *, ttl)`` — multicast
+      endpoints with that TTL (IPv4) or hop limit (IPv6);
+    * ``UdpStream(thread_pool, endpoints, config, buffer_size, ttl, interface_address)``
+      — IPv4 multicast out of the interface with that address;
+    * ``UdpStream(thread_pool, endpoints, config, buffer_size, ttl, interface_index)``
+      — IPv6 multicast out of that interface;
+    * ``UdpStream(thread_pool, socket, endpoints, config=StreamConfig())`` — send from
+      (a duplicate of) an existing UDP socket, whose options the caller sets.
+
+    ``buffer_size`` is the socket send buffer (0 keeps the OS default). A
+    packet larger than a datagram can be fails its heap with
+    ``OSError(EMSGSIZE)``.
+    """
+
+    #: Default socket send buffer asked for (bytes).
+    DEFAULT_BUFFER_SIZE = UDP_DEFAULT_BUFFER_SIZE
+
+    _transport_class = UdpTransport
 
 
 class TcpStream(SyncStream):
@@ -529,6 +481,4 @@ class TcpStream(SyncStream):
         transport = TcpTransport(sock)
         own_transport(self, transport)
         super().__init__(config, transport)
-        sleeper = precise_sleeper(self)
-        if sleeper is not None:
-            self._sleep = sleeper.sleep
+        use_timer_sleep(self)

@@ -29,11 +29,13 @@ from .._log import log_limited, logger
 from ..protocols.batch import PacketBatch
 from ..protocols.packet import PacketError, packet_size
 from .base import BATCH_PACKETS, GO, PAUSE, WAIT, Reader, StreamSink, _report_crash, cancel_task
-from .udp import (
+from .sockets import (
     SocketHandoff,
+    bind,
     duplicate_socket,
+    new_socket,
     report_socket_buffer,
-    resolve,
+    resolve_endpoint,
     runtime_error,
     set_receive_buffer,
 )
@@ -58,11 +60,8 @@ _ACCEPT_RETRY = frozenset(
 
 def tcp_listener_for_port(port: int, buffer_size: int, bind_hostname: str) -> socket.socket:
     """A socket listening on ``bind_hostname:port`` (receive buffer set for the connection)."""
-    family, sockaddr = resolve(bind_hostname, port, socket.SOCK_STREAM)
-    try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-    except OSError as exc:
-        raise runtime_error("open", exc) from None
+    family, sockaddr = resolve_endpoint(bind_hostname, port, socket.SOCK_STREAM)
+    sock = new_socket(family, socket.SOCK_STREAM)
     try:
         if sys.platform != "win32":
             # As a listening socket should (and the reference does): a restarted
@@ -70,10 +69,7 @@ def tcp_listener_for_port(port: int, buffer_size: int, bind_hostname: str) -> so
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Before listen(), so that accepted sockets inherit it; reported once bound.
         set_receive_buffer(sock, buffer_size, report=False)
-        try:
-            sock.bind(sockaddr)
-        except OSError as exc:
-            raise runtime_error("bind", exc, f"{sockaddr[0]}:{sockaddr[1]}") from None
+        bind(sock, sockaddr)
         try:
             sock.listen()
         except OSError as exc:

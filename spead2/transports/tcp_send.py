@@ -20,20 +20,19 @@ from itertools import islice
 import streamview
 
 from ..protocols.packetizer import Packet
-from .udp_send import (
+from .sockets import (
     DONTWAIT,
     IOV_MAX,
     Address,
-    Backlog,
-    bind_to,
+    bind,
     interface_error,
     new_socket,
     resolve_endpoint,
     resolve_endpoint_async,
-    send_on_closed,
     set_send_buffer,
     wait_writable,
 )
+from .udp_send import Backlog, send_on_closed
 
 __all__ = ["AsyncTcpTransport", "TcpTransport", "tcp_connect", "tcp_connect_async"]
 
@@ -49,7 +48,7 @@ def _prepare_socket(
     try:
         set_send_buffer(sock, buffer_size)
         if interface is not None:
-            bind_to(sock, interface, interface_address)
+            bind(sock, interface, interface_address)
     except BaseException:
         sock.close()
         raise
