@@ -18,7 +18,7 @@ import select
 import socket
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._log import logger
@@ -30,6 +30,7 @@ __all__ = [
     "SocketHandoff",
     "bind",
     "bind_interface",
+    "bound_receive_socket",
     "configure_ipv4_multicast",
     "configure_ipv6_multicast",
     "configure_multicast_ttl",
@@ -197,6 +198,38 @@ def bind_interface(sock: socket.socket, interface_address: str) -> None:
     except ValueError:
         raise interface_error(interface_address) from None
     bind(sock, sockaddr, interface_address)
+
+
+def bound_receive_socket(
+    family: socket.AddressFamily,
+    kind: socket.SocketKind,
+    sockaddr: Address,
+    buffer_size: int,
+    *,
+    reuse_address: bool,
+    then: Callable[[socket.socket], None] | None = None,
+) -> socket.socket:
+    """A new socket with a ``buffer_size``-byte receive buffer, bound to ``sockaddr``.
+
+    ``reuse_address`` sets ``SO_REUSEADDR`` first; ``then`` finishes the set-up
+    once bound (join a multicast group, listen). The buffer is asked for before
+    the bind (accepted TCP sockets inherit it from the listener), but a smaller
+    one is only reported once everything has succeeded: a warning printed just
+    before a bind failure would only mislead. On any error the socket is closed.
+    """
+    sock = new_socket(family, kind)
+    try:
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        set_receive_buffer(sock, buffer_size, report=False)
+        bind(sock, sockaddr)
+        if then is not None:
+            then(sock)
+        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def duplicate_socket(sock: socket.socket) -> socket.socket:

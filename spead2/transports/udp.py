@@ -16,6 +16,7 @@ reading and the kernel's socket buffer absorbs (or drops) the traffic.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import socket
 from collections.abc import Callable
@@ -27,15 +28,12 @@ from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
 from .sockets import DONTWAIT as _DONTWAIT
 from .sockets import (
     SocketHandoff,
-    bind,
+    bound_receive_socket,
     duplicate_socket,
     ip_of,
     join_ipv4_group,
     join_ipv6_group,
-    new_socket,
-    report_socket_buffer,
     resolve_endpoint,
-    set_receive_buffer,
 )
 
 __all__ = [
@@ -60,23 +58,16 @@ def udp_socket_for_port(port: int, buffer_size: int, bind_hostname: str) -> sock
     """A UDP socket bound to ``bind_hostname:port``; joins the group if that is multicast."""
     family, sockaddr = resolve_endpoint(bind_hostname, port, socket.SOCK_DGRAM)
     addr = ip_of(sockaddr)
-    sock = new_socket(family, socket.SOCK_DGRAM)
-    try:
-        if addr.is_multicast:
-            # Several receivers of one group must be able to share the port.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size, report=False)
-        bind(sock, sockaddr)
-        if addr.is_multicast:
-            if family == socket.AF_INET6:
-                join_ipv6_group(sock, str(addr), sockaddr[3])
-            else:
-                join_ipv4_group(sock, str(addr), "0.0.0.0")
-        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    join = None
+    if addr.is_multicast:
+        if family == socket.AF_INET6:
+            join = functools.partial(join_ipv6_group, group=str(addr), interface_index=sockaddr[3])
+        else:
+            join = functools.partial(join_ipv4_group, group=str(addr), interface="0.0.0.0")
+    # Several receivers of one group must be able to share the port.
+    return bound_receive_socket(
+        family, socket.SOCK_DGRAM, sockaddr, buffer_size, reuse_address=addr.is_multicast, then=join
+    )
 
 
 def udp_socket_for_ipv4_group(
@@ -102,19 +93,13 @@ def udp_socket_for_ipv4_group(
             "endpoint is not multicast and does not match interface address: "
             f"multicast_group={multicast_group!r}, interface_address={interface_address!r}"
         )
-    sock = new_socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        if group.is_multicast:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size, report=False)
-        bind(sock, (str(group), port))
-        if group.is_multicast:
-            join_ipv4_group(sock, str(group), str(interface))
-        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    join = None
+    if group.is_multicast:
+        join = functools.partial(join_ipv4_group, group=str(group), interface=str(interface))
+    return bound_receive_socket(
+        socket.AF_INET, socket.SOCK_DGRAM, (str(group), port), buffer_size,
+        reuse_address=group.is_multicast, then=join,
+    )
 
 
 def udp_socket_for_ipv6_group(
@@ -132,17 +117,11 @@ def udp_socket_for_ipv6_group(
             f"endpoint is not an IPv6 multicast address: multicast_group={multicast_group!r}"
         )
     scope = interface_index or (group_addr[3] if len(group_addr) > 3 else 0)
-    sock = new_socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size, report=False)
-        bind(sock, (str(group), port, 0, scope))
-        join_ipv6_group(sock, str(group), scope)
-        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    join = functools.partial(join_ipv6_group, group=str(group), interface_index=scope)
+    return bound_receive_socket(
+        socket.AF_INET6, socket.SOCK_DGRAM, (str(group), port, 0, scope), buffer_size,
+        reuse_address=True, then=join,
+    )
 
 
 def udp_socket_from_user(sock: socket.socket) -> socket.socket:

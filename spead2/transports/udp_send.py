@@ -22,6 +22,7 @@ from ..protocols.packetizer import Packet
 from .sockets import DONTWAIT, IOV_MAX, Address, wait_writable
 
 __all__ = [
+    "AsyncSends",
     "AsyncUdpTransport",
     "Backlog",
     "UdpTransport",
@@ -77,6 +78,34 @@ class Backlog:
         finally:
             if not self.future.done():
                 self.future.set_result(None)
+
+
+class AsyncSends:
+    """What an asyncio send transport adds to its blocking base (UDP's or TCP's).
+
+    At most one send waits on the loop at a time, in a :class:`Backlog`
+    (``_backlog``, a slot of the transport); a blocking send (``flush()`` on
+    the loop's own thread) finishes that one first, then sends as the base does.
+    """
+
+    __slots__ = ()
+
+    _backlog: Backlog | None
+
+    # The ``_backlog`` slot is the transport's own: a mixin with a non-empty
+    # __slots__ could not be combined with the base's.
+    def _start_async(self, sock: socket.socket) -> None:
+        self._backlog = None  # type: ignore[misc]
+        if DONTWAIT == 0:  # pragma: no cover - platforms without MSG_DONTWAIT
+            sock.setblocking(False)
+
+    def send_packet_blocking(self, substream_index: int, packet: Packet) -> None:
+        """Send one packet, blocking; one still waiting on the loop goes first."""
+        backlog = self._backlog
+        if backlog is not None:
+            self._backlog = None  # type: ignore[misc]
+            backlog.finish_blocking()
+        super().send_packet_blocking(substream_index, packet)  # type: ignore[misc]
 
 
 # -- transports ----------------------------------------------------------------
@@ -145,7 +174,7 @@ class UdpTransport:
         self._sock.close()
 
 
-class AsyncUdpTransport(UdpTransport):
+class AsyncUdpTransport(AsyncSends, UdpTransport):
     """The asyncio flavour: ``send_packet`` never blocks the event loop.
 
     When the socket buffer is full the packet waits in a :class:`Backlog`
@@ -157,9 +186,7 @@ class AsyncUdpTransport(UdpTransport):
 
     def __init__(self, sock: socket.socket, addrs: Sequence[Address]) -> None:
         super().__init__(sock, addrs)
-        self._backlog: Backlog | None = None
-        if DONTWAIT == 0:  # pragma: no cover - platforms without MSG_DONTWAIT
-            sock.setblocking(False)
+        self._start_async(sock)
 
     def send_packet(  # type: ignore[override]
         self, substream_index: int, packet: Packet
@@ -197,11 +224,3 @@ class AsyncUdpTransport(UdpTransport):
 
         backlog = self._backlog = Backlog(asyncio.get_running_loop(), self._fd, attempt)
         return backlog.future
-
-    def send_packet_blocking(self, substream_index: int, packet: Packet) -> None:
-        """Send one datagram, blocking; a packet still waiting on the loop goes first."""
-        backlog = self._backlog
-        if backlog is not None:
-            self._backlog = None
-            backlog.finish_blocking()
-        UdpTransport.send_packet_blocking(self, substream_index, packet)
