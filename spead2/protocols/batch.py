@@ -24,6 +24,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from .constants import IMMEDIATE as _IMMEDIATE
 from .constants import MAGIC, VERSION
 
 __all__ = ["PacketBatch", "Run", "regular_runs", "run_rows", "MIN_VECTOR_BATCH", "HEADER_SIZE"]
@@ -32,7 +33,6 @@ __all__ = ["PacketBatch", "Run", "regular_runs", "run_rows", "MIN_VECTOR_BATCH",
 HEADER_SIZE = 40
 #: Batches smaller than this are not worth parsing with numpy.
 MIN_VECTOR_BATCH = 8
-_IMMEDIATE = 1 << 63
 _ARANGE = np.arange(HEADER_SIZE, dtype=np.intp)
 _WORD_RANGE = np.arange(HEADER_SIZE // 8, dtype=np.intp)
 #: Per address width in bytes: ``word >> hab`` of immediate HEAP_CNT, HEAP_LENGTH,

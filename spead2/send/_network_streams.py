@@ -1,9 +1,10 @@
 """Network send streams: :class:`UdpStream` and :class:`TcpStream` (synchronous), and their set-up.
 
 The reference's constructors are overloaded (pybind11 picks the first
-overload whose parameters accept the arguments' *types*); :func:`_resolve`
-does the same, so for example ``UdpStream(pool, endpoints, config, 524288,
-4)`` is the multicast-TTL form. Once a form is chosen, out-of-range values
+overload whose parameters accept the arguments' *types*);
+:func:`~spead2.protocols.arguments.resolve_overload` does the same, so for
+example ``UdpStream(pool, endpoints, config, 524288, 4)`` is the
+multicast-TTL form. Once a form is chosen, out-of-range values
 are ``ValueError`` naming the parameter. The functions that turn the
 arguments into an open socket (:func:`open_udp`, :func:`open_tcp`,
 :func:`tcp_connect_args`) are shared with the asyncio streams in
@@ -20,7 +21,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, overload
 
 from .._thread_pool import ThreadPool
-from ..protocols.arguments import ArgumentRangeError, MulticastHopsError
+from ..protocols.arguments import (
+    REQUIRED,
+    ArgumentRangeError,
+    MulticastHopsError,
+    Overload,
+    OverloadRules,
+    Param,
+    is_int,
+    resolve_overload,
+)
 from ..transports.sockets import (
     Address,
     bind_interface,
@@ -49,122 +59,43 @@ Endpoints = Sequence[tuple[str, int]]
 
 # -- overload resolution ---------------------------------------------------------------
 
-_REQUIRED: Any = object()
-
-
-def _is_int(value: object) -> bool:
-    if isinstance(value, (str, bytes, bytearray, float)):
-        return False
-    try:
-        operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
-
-
 def _is_endpoints(value: object) -> bool:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         return False
     for endpoint in value:
         if isinstance(endpoint, (str, bytes)) or not isinstance(endpoint, Sequence):
             return False
-        if len(endpoint) != 2 or not isinstance(endpoint[0], str) or not _is_int(endpoint[1]):
+        if len(endpoint) != 2 or not isinstance(endpoint[0], str) or not is_int(endpoint[1]):
             return False
     return True
 
 
-_CHECKS: dict[str, Callable[[object], bool]] = {
-    "int": _is_int,
-    "str": lambda value: isinstance(value, str),
-    "endpoints": _is_endpoints,
-    "config": lambda value: value is None or isinstance(value, StreamConfig),
-    "udp socket": lambda value: isinstance(value, socket.socket)
-    and value.type == socket.SOCK_DGRAM,
-    "tcp socket": lambda value: isinstance(value, socket.socket)
-    and value.type == socket.SOCK_STREAM,
-}
-_TYPE_NAMES = {
-    "int": "int",
-    "str": "str",
-    "endpoints": "list[tuple[str, int]]",
-    "config": "StreamConfig",
-    "udp socket": "socket.socket (SOCK_DGRAM)",
-    "tcp socket": "socket.socket (SOCK_STREAM)",
-}
-#: Inclusive bounds of integer parameters (the reference's C++ types).
-_BOUNDS = {
-    "buffer_size": (0, 2**63 - 1),
-    "ttl": (0, 255),
-    "interface_index": (0, 2**32 - 1),
-}
-
-_Param = tuple[str, str, object]  # name, kind, default
+def _is_socket_of(kind: socket.SocketKind) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, socket.socket) and value.type == kind
 
 
-class _Overload:
-    """One form of an overloaded constructor."""
-
-    def __init__(self, params: Sequence[_Param]) -> None:
-        self.params = params
-        self.names = {name for name, _, _ in params}
-
-    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The arguments by name, or ``None`` if their number, names or types do not fit."""
-        if len(args) > len(self.params) or not self.names.issuperset(kwargs):
-            return None
-        values = {name: value for (name, _, _), value in zip(self.params, args, strict=False)}
-        for name, value in kwargs.items():
-            if name in values:
-                return None
-            values[name] = value
-        for name, kind, default in self.params:
-            if name in values:
-                if not _CHECKS[kind](values[name]):
-                    return None
-            elif default is _REQUIRED:
-                return None
-            else:
-                values[name] = default
-        return values
-
-    def describe(self) -> str:
-        parts = ["thread_pool: spead2.ThreadPool"]
-        for name, kind, default in self.params:
-            part = f"{name}: {_TYPE_NAMES[kind]}"
-            if default is not _REQUIRED:
-                part += " = StreamConfig()" if kind == "config" else f" = {default!r}"
-            parts.append(part)
-        return f"({', '.join(parts)})"
-
-
-def _resolve(
-    name: str, overloads: Sequence[_Overload], args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    """The index of the first overload that accepts the arguments, and the arguments by name."""
-    for index, candidate in enumerate(overloads):
-        values = candidate.bind(args, kwargs)
-        if values is None:
-            continue
-        for key, value in values.items():
-            bounds = _BOUNDS.get(key)
-            if bounds is not None:
-                value = values[key] = operator.index(value)
-                if not bounds[0] <= value <= bounds[1]:
-                    message = f"{key} must be in the range [{bounds[0]}, {bounds[1]}], not {value}"
-                    if key == "ttl":
-                        # The reference raises IndexError for this one (a range check of its own).
-                        message = f"multicast hops value out of range: {message}"
-                        raise MulticastHopsError(f"{name}: {message}")
-                    raise ArgumentRangeError(f"{name}: {message}")
-        return index, values
-    supported = "\n".join(f"    {i}. {name}{o.describe()}" for i, o in enumerate(overloads, 1))
-    invoked = ", ".join(repr(a) for a in args)
-    if kwargs:
-        invoked += "; kwargs: " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    raise TypeError(
-        f"{name}(): incompatible constructor arguments. The following argument types are "
-        f"supported:\n{supported}\n\nInvoked with: {invoked}"
-    )
+#: Parameter kinds: the type name pybind11 shows, and the check of an argument.
+_RULES = OverloadRules(
+    kinds={
+        "int": ("int", is_int),
+        "str": ("str", lambda value: isinstance(value, str)),
+        "endpoints": ("list[tuple[str, int]]", _is_endpoints),
+        "config": ("StreamConfig", lambda value: value is None or isinstance(value, StreamConfig)),
+        "udp socket": ("socket.socket (SOCK_DGRAM)", _is_socket_of(socket.SOCK_DGRAM)),
+        "tcp socket": ("socket.socket (SOCK_STREAM)", _is_socket_of(socket.SOCK_STREAM)),
+    },
+    # Inclusive bounds of integer parameters (the reference's C++ types).
+    bounds={
+        "buffer_size": (0, 2**63 - 1),
+        "ttl": (0, 255),
+        "interface_index": (0, 2**32 - 1),
+    },
+    # The reference raises IndexError for this one (a range check of its own).
+    range_errors={"ttl": (MulticastHopsError, "multicast hops value out of range: ")},
+    constructor=True,
+    leading=("thread_pool: spead2.ThreadPool",),
+    default_names={"config": "StreamConfig()"},
+)
 
 
 def _endpoint_list(name: str, endpoints: Endpoints) -> list[tuple[str, int]]:
@@ -179,19 +110,19 @@ def _endpoint_list(name: str, endpoints: Endpoints) -> list[tuple[str, int]]:
 
 # -- UDP ---------------------------------------------------------------------------
 
-_UDP_COMMON: list[_Param] = [
-    ("endpoints", "endpoints", _REQUIRED),
+_UDP_COMMON: list[Param] = [
+    ("endpoints", "endpoints", REQUIRED),
     ("config", "config", None),
     ("buffer_size", "int", UDP_DEFAULT_BUFFER_SIZE),
 ]
 _UDP_OVERLOADS = [
-    _Overload([*_UDP_COMMON, ("interface_address", "str", "")]),
-    _Overload([*_UDP_COMMON, ("ttl", "int", _REQUIRED)]),
-    _Overload([*_UDP_COMMON, ("ttl", "int", _REQUIRED), ("interface_address", "str", _REQUIRED)]),
-    _Overload([*_UDP_COMMON, ("ttl", "int", _REQUIRED), ("interface_index", "int", _REQUIRED)]),
-    _Overload([
-        ("socket", "udp socket", _REQUIRED),
-        ("endpoints", "endpoints", _REQUIRED),
+    Overload([*_UDP_COMMON, ("interface_address", "str", "")]),
+    Overload([*_UDP_COMMON, ("ttl", "int", REQUIRED)]),
+    Overload([*_UDP_COMMON, ("ttl", "int", REQUIRED), ("interface_address", "str", REQUIRED)]),
+    Overload([*_UDP_COMMON, ("ttl", "int", REQUIRED), ("interface_index", "int", REQUIRED)]),
+    Overload([
+        ("socket", "udp socket", REQUIRED),
+        ("endpoints", "endpoints", REQUIRED),
         ("config", "config", None),
     ]),
 ]
@@ -229,7 +160,7 @@ def open_udp(
     Returns the config, an open UDP socket the caller owns, and one resolved
     address per substream.
     """
-    form, a = _resolve(name, _UDP_OVERLOADS, args, kwargs)
+    form, a = resolve_overload(name, _UDP_OVERLOADS, args, kwargs, _RULES)
     endpoints = _endpoint_list(name, a["endpoints"])
     if form == _SOCKET:
         user_socket: socket.socket = a["socket"]
@@ -262,9 +193,9 @@ def open_udp(
 
 # -- TCP ---------------------------------------------------------------------------
 
-_TCP_SOCKET_OVERLOAD = _Overload([("socket", "tcp socket", _REQUIRED), ("config", "config", None)])
-_TCP_CONNECT_OVERLOAD = _Overload([
-    ("endpoints", "endpoints", _REQUIRED),
+_TCP_SOCKET_OVERLOAD = Overload([("socket", "tcp socket", REQUIRED), ("config", "config", None)])
+_TCP_CONNECT_OVERLOAD = Overload([
+    ("endpoints", "endpoints", REQUIRED),
     ("config", "config", None),
     ("buffer_size", "int", TCP_DEFAULT_BUFFER_SIZE),
     ("interface_address", "str", ""),
@@ -286,7 +217,7 @@ def tcp_socket_args(
     name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[StreamConfig | None, socket.socket]:
     """Resolve ``TcpStream(thread_pool, socket, config)``: the config and a duplicate of the socket."""
-    _, a = _resolve(name, [_TCP_SOCKET_OVERLOAD], args, kwargs)
+    _, a = resolve_overload(name, [_TCP_SOCKET_OVERLOAD], args, kwargs, _RULES)
     return a["config"], duplicate_socket(a["socket"])
 
 
@@ -294,7 +225,7 @@ def tcp_connect_args(
     name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[StreamConfig | None, tuple[str, int], int, str]:
     """Resolve the connecting form: ``(config, (host, port), buffer_size, interface_address)``."""
-    _, a = _resolve(name, [_TCP_CONNECT_OVERLOAD], args, kwargs)
+    _, a = resolve_overload(name, [_TCP_CONNECT_OVERLOAD], args, kwargs, _RULES)
     return _connect_values(name, a)
 
 
@@ -302,7 +233,8 @@ def open_tcp(
     name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[StreamConfig | None, socket.socket]:
     """Resolve a synchronous ``TcpStream`` constructor call; connects in the calling thread."""
-    form, a = _resolve(name, [_TCP_SOCKET_OVERLOAD, _TCP_CONNECT_OVERLOAD], args, kwargs)
+    overloads = [_TCP_SOCKET_OVERLOAD, _TCP_CONNECT_OVERLOAD]
+    form, a = resolve_overload(name, overloads, args, kwargs, _RULES)
     if form == 0:
         return a["config"], duplicate_socket(a["socket"])
     config, (host, port), buffer_size, interface_address = _connect_values(name, a)
@@ -348,58 +280,27 @@ class UdpForms:
 
     _transport_class: ClassVar[type[UdpTransport]]
 
+    # The reference's forms, for editors and type checkers; the implementation
+    # resolves them at run time as the reference does (open_udp).
     @overload
     def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        interface_address: str = "",
+        self, thread_pool: ThreadPool, endpoints: Endpoints, config: StreamConfig | None = ...,
+        buffer_size: int = ..., interface_address: str = ...,
     ) -> None: ...
-
     @overload
     def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
+        self, thread_pool: ThreadPool, endpoints: Endpoints, config: StreamConfig | None = ...,
+        buffer_size: int = ..., *, ttl: int, interface_address: str = ...,
     ) -> None: ...
-
     @overload
     def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
-        interface_address: str,
+        self, thread_pool: ThreadPool, endpoints: Endpoints, config: StreamConfig | None = ...,
+        buffer_size: int = ..., *, ttl: int, interface_index: int,
     ) -> None: ...
-
     @overload
     def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
-        interface_index: int,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        socket: socket.socket,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
+        self, thread_pool: ThreadPool, socket: socket.socket, endpoints: Endpoints,
+        config: StreamConfig | None = ...,
     ) -> None: ...
 
     def __init__(self, thread_pool: ThreadPool, *args: Any, **kwargs: Any) -> None:
@@ -459,20 +360,12 @@ class TcpStream(SyncStream):
 
     @overload
     def __init__(
-        self,
-        thread_pool: ThreadPool,
-        socket: socket.socket,
-        config: StreamConfig | None = None,
+        self, thread_pool: ThreadPool, socket: socket.socket, config: StreamConfig | None = ...
     ) -> None: ...
-
     @overload
     def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = TCP_DEFAULT_BUFFER_SIZE,
-        interface_address: str = "",
+        self, thread_pool: ThreadPool, endpoints: Endpoints, config: StreamConfig | None = ...,
+        buffer_size: int = ..., interface_address: str = ...,
     ) -> None: ...
 
     def __init__(self, thread_pool: ThreadPool, *args: Any, **kwargs: Any) -> None:

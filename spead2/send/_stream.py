@@ -66,6 +66,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Protocol
 
 from .._log import log_limited
+from ..protocols.arguments import uint64
 from ..protocols.packetizer import Packet
 from ..protocols.rate import RateLimiter
 from ..protocols.scheduler import CntSequence, GroupScheduler, schedule_group
@@ -77,7 +78,6 @@ from ._references import (
     _check_cnt,
     _check_heap,
     _check_rate,
-    _check_unsigned,
     _convert_heaps,
     _Ref,
 )
@@ -180,8 +180,8 @@ class Stream:
         wraps modulo 2**64 and each cnt is reduced modulo
         ``2**heap_address_bits`` of the heap it is given to.
         """
-        next_cnt = _check_unsigned("next", next)
-        step_value = _check_unsigned("step", step)
+        next_cnt = uint64(next, "next")
+        step_value = uint64(step, "step")
         if step_value == 0:
             raise ValueError("step cannot be 0")
         self._cnts.next = next_cnt
@@ -272,7 +272,7 @@ class SyncStream(Stream):
         ``OSError`` for transport errors.
         """
         ref = (_check_heap(heap), _check_cnt(cnt),
-               _check_unsigned("substream_index", substream_index), _check_rate(rate))
+               uint64(substream_index, "substream_index"), _check_rate(rate))
         return self._send((ref,), GroupMode.SERIAL)
 
     def send_heaps(
@@ -368,7 +368,7 @@ class AsyncStream(Stream):
         heap raises ``ValueError`` here. Needs a running event loop.
         """
         ref = (_check_heap(heap), _check_cnt(cnt),
-               _check_unsigned("substream_index", substream_index), _check_rate(rate))
+               uint64(substream_index, "substream_index"), _check_rate(rate))
         return self._async_send((ref,), GroupMode.SERIAL)
 
     def async_send_heaps(
