@@ -676,7 +676,7 @@ def test_ctypes_c_callback_sees_the_struct(pool):
 @pytest.mark.parametrize("size", [100, 40000])
 @pytest.mark.parametrize("writable", [False, True])
 def test_c_callback_gets_the_packet_bytes(size, writable):
-    from spead2.recv._chunk import _make_place
+    from spead2.recv.chunk.place import make_place
 
     seen = []
 
@@ -686,7 +686,7 @@ def test_c_callback_gets_the_packet_bytes(size, writable):
         data.chunk_id = 7
 
     entries = spead2.recv.ChunkStreamConfig(place=ctypes_place(place)).place
-    adapter = _make_place(entries, 0, 4, 0)
+    adapter = make_place(entries, 0, 4, 0)
     payload = bytes(range(256)) * (size // 256 + 1)
     packet = memoryview(bytearray(payload) if writable else payload)[3 : 3 + size]
     assert adapter(packet, [])[0] == 7

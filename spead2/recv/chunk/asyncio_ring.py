@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from .._errors import Empty, Full, Stopped
-from ._chunk_config import Chunk
-from ._chunk_rings import ChunkRingbuffer as _ChunkRingbuffer
+from ..._errors import Empty, Full, Stopped
+from .config import Chunk
+from .rings import ChunkRingbuffer as _ChunkRingbuffer
 
 __all__ = ["ChunkRingbuffer"]
 

@@ -1,6 +1,6 @@
-"""Place callbacks of chunk streams (API.md §2.9): C functions from a capsule, or Python callables.
+"""Place callbacks of chunk streams: C functions from a capsule, or Python callables.
 
-:func:`_check_place` validates ``ChunkStreamConfig.place``; :func:`_make_place`
+:func:`check_place` validates ``ChunkStreamConfig.place``; :func:`make_place`
 turns it into the per-heap callable the
 :class:`~spead2.protocols.chunking.ChunkPlacer` calls; :class:`ChunkPlaceData`
 is what a Python callable receives.
@@ -17,10 +17,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from .._log import log_limited
-from ..protocols.chunking import Placement
+from ..._log import log_limited
+from ...protocols.chunking import Placement
 
-__all__ = ["ChunkPlaceData", "BatchPlace"]
+__all__ = ["BatchPlace", "ChunkPlaceData", "check_place", "make_place"]
 
 _ERROR = 40
 
@@ -38,7 +38,7 @@ _pyapi.PyCapsule_GetContext.argtypes = [ctypes.py_object]
 _PLAIN_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t)
 _USER_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
 
-#: ``chunk_place_data`` (API.md §2.9): 10 eight-byte fields, 80 bytes.
+#: The C struct ``chunk_place_data`` a C callback receives: 10 eight-byte fields, 80 bytes.
 _PLACE_DATA_SIZE: Final = 80
 _PLACE_IN = struct.Struct("=QQQqQQQQQQ")
 #: ``chunk_id, heap_index, heap_offset`` at byte 24, ``extra_offset, extra_size`` at byte 64.
@@ -47,7 +47,7 @@ _PLACE_OUT = struct.Struct("=qQQ16xQQ")
 _EXPORT_ABOVE: Final = 16384
 
 
-def _check_place(value: object) -> Any:
+def check_place(value: object) -> Any:
     """Validate a ``ChunkStreamConfig.place`` value; returns what the config stores.
 
     ``None``; a plain Python callable; or, as the reference accepts, an
@@ -362,7 +362,7 @@ class _BatchPlace:
         return None
 
 
-def _make_place(place: Any, n_items: int, n_stats: int, max_extra: int) -> _CPlace | _PyPlace | _BatchPlace:
+def make_place(place: Any, n_items: int, n_stats: int, max_extra: int) -> _CPlace | _PyPlace | _BatchPlace:
     if isinstance(place, BatchPlace):
         return _BatchPlace(place, n_items)
     if isinstance(place, tuple):

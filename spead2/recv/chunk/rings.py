@@ -1,4 +1,4 @@
-"""Rings of chunks (API.md §2.10): :class:`ChunkRingbuffer` and :class:`ChunkRingPair`.
+"""Rings of chunks: :class:`ChunkRingbuffer` and :class:`ChunkRingPair`.
 
 :class:`ChunkRingbuffer` is the blocking, thread-safe ring of chunks
 (``recv.asyncio.ChunkRingbuffer`` adds coroutines on top);
@@ -13,10 +13,10 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 
-from .._errors import Empty, Full, Stopped
-from ._chunk_config import Chunk, _uint
+from ..._errors import Empty, Full, Stopped
+from .config import Chunk, uint64_arg
 
-__all__ = ["ChunkRingPair", "ChunkRingbuffer"]
+__all__ = ["ChunkRingPair", "ChunkRingbuffer", "Waiter", "wake"]
 
 _STOPPED_MSG = "ring buffer has been stopped"
 _EMPTY_MSG = "ring buffer is empty"
@@ -52,7 +52,7 @@ class _LevelFd:
         os.close(self._write_fd)
 
 
-_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -67,7 +67,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _wake(waiters: list[_Waiter]) -> None:
+def wake(waiters: list[Waiter]) -> None:
     """Resolve futures that may belong to other threads' loops."""
     current = _running_loop()
     for loop, future in waiters:
@@ -91,15 +91,15 @@ class ChunkRingbuffer:
     """
 
     def __init__(self, maxsize: int) -> None:
-        self._maxsize = _uint("maxsize", maxsize)
+        self._maxsize = uint64_arg("maxsize", maxsize)
         self._items: deque[Chunk] = deque()
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._stopped = False
         self._producers = 0
-        self._data_waiters: list[_Waiter] = []
-        self._space_waiters: list[_Waiter] = []
+        self._data_waiters: list[Waiter] = []
+        self._space_waiters: list[Waiter] = []
         self._data_fd: _LevelFd | None = None
         self._space_fd: _LevelFd | None = None
 
@@ -189,7 +189,7 @@ class ChunkRingbuffer:
             self._data_waiters = []
             self._space_waiters = []
             self._update_fds_locked()
-        _wake(waiters)
+        wake(waiters)
         return True
 
     def add_producer(self) -> None:
@@ -226,7 +226,7 @@ class ChunkRingbuffer:
         waiters = self._data_waiters
         if waiters:
             self._data_waiters = []
-            _wake(waiters)
+            wake(waiters)
         self._update_fds_locked()
 
     def _pop_locked(self) -> Chunk:
@@ -236,7 +236,7 @@ class ChunkRingbuffer:
             waiters = self._space_waiters
             if waiters:
                 self._space_waiters = []
-                _wake(waiters)
+                wake(waiters)
             self._update_fds_locked()
             return chunk
         if self._stopped:

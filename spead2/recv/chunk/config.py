@@ -1,8 +1,8 @@
-"""Chunk-stream configuration (API.md §2.9): :class:`Chunk` and :class:`ChunkStreamConfig`.
+"""Chunk-stream configuration: :class:`Chunk` and :class:`ChunkStreamConfig`.
 
 :class:`Chunk` holds the user's buffers; :class:`ChunkStreamConfig` says how
 a chunk stream places heaps (its place callback is validated by
-:mod:`._chunk_place`). :func:`_uint` checks every unsigned option of the
+:mod:`._chunk_place`). :func:`uint64_arg` checks every unsigned option of the
 chunk-stream classes.
 """
 
@@ -12,14 +12,14 @@ import operator
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ._chunk_place import _check_place
+from .place import check_place
 
-__all__ = ["Chunk", "ChunkStreamConfig"]
+__all__ = ["Chunk", "ChunkStreamConfig", "uint64_arg"]
 
 _UINT64_LIMIT = 1 << 64
 
 
-def _uint(name: str, value: object) -> int:
+def uint64_arg(name: str, value: object) -> int:
     """``value`` as an unsigned 64-bit integer, or ``TypeError`` naming it (as the reference's binding)."""
     try:
         result = operator.index(value)  # type: ignore[arg-type]
@@ -97,7 +97,7 @@ class Chunk:
 
     @stream_id.setter
     def stream_id(self, value: int) -> None:
-        self._stream_id = _uint("stream_id", value)
+        self._stream_id = uint64_arg("stream_id", value)
 
     @property
     def present(self) -> Any:
@@ -178,7 +178,7 @@ class ChunkStreamConfig:
             entries = list(value)
         except TypeError:
             raise TypeError(f"items must be a sequence of item IDs, not {type(value).__name__}") from None
-        self._items = [_uint("items entry", item) for item in entries]
+        self._items = [uint64_arg("items entry", item) for item in entries]
 
     @property
     def max_chunks(self) -> int:
@@ -187,7 +187,7 @@ class ChunkStreamConfig:
 
     @max_chunks.setter
     def max_chunks(self, value: int) -> None:
-        value = _uint("max_chunks", value)
+        value = uint64_arg("max_chunks", value)
         if value == 0:
             raise ValueError("max_chunks cannot be 0")
         self._max_chunks = value
@@ -199,7 +199,7 @@ class ChunkStreamConfig:
 
     @place.setter
     def place(self, value: Any) -> None:
-        self._place = _check_place(value)
+        self._place = check_place(value)
 
     @property
     def max_heap_extra(self) -> int:
@@ -208,7 +208,7 @@ class ChunkStreamConfig:
 
     @max_heap_extra.setter
     def max_heap_extra(self, value: int) -> None:
-        self._max_heap_extra = _uint("max_heap_extra", value)
+        self._max_heap_extra = uint64_arg("max_heap_extra", value)
 
     @property
     def packet_presence_payload_size(self) -> int:
@@ -217,7 +217,7 @@ class ChunkStreamConfig:
 
     def enable_packet_presence(self, payload_size: int) -> ChunkStreamConfig:
         """Track presence per packet of ``payload_size`` payload bytes; returns ``self``."""
-        payload_size = _uint("payload_size", payload_size)
+        payload_size = uint64_arg("payload_size", payload_size)
         if payload_size == 0:
             raise ValueError("payload_size must not be zero")
         self._packet_presence = payload_size

@@ -1,4 +1,4 @@
-"""Chunk stream groups (API.md §2.10): several streams sharing each chunk, each writing its part.
+"""Chunk stream groups: several streams sharing each chunk, each writing its part.
 
 :class:`ChunkStreamRingGroup` owns the rings and its
 :class:`ChunkStreamGroupMember`\\ s; the members' placers share the chunks
@@ -17,20 +17,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, overload
 
-from .._errors import Empty, Stopped
-from .._thread_pool import ThreadPool
-from ..protocols.chunking import (
+from ..._errors import Empty, Stopped
+from ..._thread_pool import ThreadPool
+from ...protocols.chunking import (
     NOT_READY,
     RELEASE_ALL,
     SOURCE_STOPPED,
     TOO_OLD,
     chunk_stream_stat_configs,
 )
-from ._chunk_config import Chunk, ChunkStreamConfig, _uint
-from ._chunk_rings import ChunkRingbuffer, ChunkRingPair, _Waiter, _wake
-from ._chunk_stream import ChunkStreamCore, _drop_undeliverable, _flush_to_ring, _Source
-from ._config import StreamConfig
-from ._receiver import _Stream
+from .._config import StreamConfig
+from .._receiver import _Stream
+from .config import Chunk, ChunkStreamConfig, uint64_arg
+from .rings import ChunkRingbuffer, ChunkRingPair, Waiter, wake
+from .stream import ChunkStreamCore, StreamChunkSource, drop_undeliverable, flush_to_ring
 
 __all__ = ["ChunkStreamGroupConfig", "ChunkStreamGroupMember", "ChunkStreamRingGroup"]
 
@@ -64,7 +64,7 @@ class ChunkStreamGroupConfig:
 
     @max_chunks.setter
     def max_chunks(self, value: int) -> None:
-        value = _uint("max_chunks", value)
+        value = uint64_arg("max_chunks", value)
         if value == 0:
             raise ValueError("max_chunks cannot be 0")
         self._max_chunks = value
@@ -128,7 +128,7 @@ class _GroupState:
         self.tail = 0
         self.outgoing: deque[Chunk] = deque()
         self.generation = 0
-        self.change_waiters: list[_Waiter] = []
+        self.change_waiters: list[Waiter] = []
         self.started = False
         self.user_stopped = False
         self.finished = False
@@ -194,7 +194,7 @@ class _GroupState:
                 self._flush_below_locked(RELEASE_ALL)
             self.generation += 1
             waiters, self.change_waiters = self.change_waiters, []
-        _wake(waiters)
+        wake(waiters)
         self.deliver()
 
     def _flush_below_locked(self, tail: int) -> None:
@@ -209,7 +209,7 @@ class _GroupState:
 
     def deliver(self) -> None:
         with self.lock:
-            _flush_to_ring(self.outgoing, self.data)
+            flush_to_ring(self.outgoing, self.data)
 
     @property
     def backlogged(self) -> bool:
@@ -248,11 +248,11 @@ class _GroupState:
             self._flush_below_locked(RELEASE_ALL)
             self.finished = True
             waiters, self.change_waiters = self.change_waiters, []
-            _flush_to_ring(self.outgoing, self.data)
+            flush_to_ring(self.outgoing, self.data)
             user = self.user_stopped
             if user:
-                _drop_undeliverable(self.outgoing)
-        _wake(waiters)
+                drop_undeliverable(self.outgoing)
+        wake(waiters)
         if user:
             self.data.stop()
             self.free.stop()
@@ -281,7 +281,7 @@ def _call_on_loop(core: ChunkStreamCore, func: Callable[..., Any], *args: Any) -
         func(*args)
 
 
-class _MemberSource(_Source):
+class _MemberSource(StreamChunkSource):
     """One member's access to its group's chunks."""
 
     def __init__(self, state: _GroupState, member: _Member) -> None:

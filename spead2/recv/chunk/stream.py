@@ -1,4 +1,4 @@
-"""The chunk stream core (API.md §2.9) and :class:`ChunkRingStream`.
+"""The chunk stream core and :class:`ChunkRingStream`.
 
 The packet work is the sans-IO :class:`~spead2.protocols.chunking.ChunkPlacer`;
 this module supplies it with chunks (a *source*) and runs it on the stream's
@@ -13,18 +13,18 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from .._errors import Empty, Full, Stopped
-from .._log import log_limited, logger
-from .._thread_pool import ThreadPool
-from ..protocols.chunking import NOT_READY, SOURCE_STOPPED, ChunkPlacer, chunk_stream_stat_configs
-from ..protocols.stats import StreamStatConfig
-from ._chunk_config import Chunk, ChunkStreamConfig
-from ._chunk_place import _make_place
-from ._chunk_rings import ChunkRingbuffer, ChunkRingPair
-from ._config import StreamConfig
-from ._receiver import ReceiverCore, _Stream
+from ..._errors import Empty, Full, Stopped
+from ..._log import log_limited, logger
+from ..._thread_pool import ThreadPool
+from ...protocols.chunking import NOT_READY, SOURCE_STOPPED, ChunkPlacer, chunk_stream_stat_configs
+from ...protocols.stats import StreamStatConfig
+from .._config import StreamConfig
+from .._receiver import ReceiverCore, _Stream
+from .config import Chunk, ChunkStreamConfig
+from .place import make_place
+from .rings import ChunkRingbuffer, ChunkRingPair
 
-__all__ = ["ChunkRingStream", "ChunkStreamCore"]
+__all__ = ["ChunkRingStream", "ChunkStreamCore", "StreamChunkSource", "drop_undeliverable", "flush_to_ring"]
 
 
 # =====================================================================================
@@ -32,7 +32,7 @@ __all__ = ["ChunkRingStream", "ChunkStreamCore"]
 # =====================================================================================
 
 
-class _Source:
+class StreamChunkSource:
     """What :class:`ChunkStreamCore` needs beyond the placer's :class:`~spead2.protocols.chunking.ChunkSource`."""
 
     @property
@@ -63,7 +63,7 @@ class _Source:
         raise NotImplementedError
 
 
-def _flush_to_ring(outgoing: deque[Chunk], ring: ChunkRingbuffer) -> None:
+def flush_to_ring(outgoing: deque[Chunk], ring: ChunkRingbuffer) -> None:
     """Put ``outgoing`` chunks (in order) into ``ring`` while it has room; drop them if it is stopped."""
     while outgoing:
         try:
@@ -82,7 +82,7 @@ def _flush_to_ring(outgoing: deque[Chunk], ring: ChunkRingbuffer) -> None:
         outgoing.popleft()
 
 
-def _drop_undeliverable(outgoing: deque[Chunk]) -> None:
+def drop_undeliverable(outgoing: deque[Chunk]) -> None:
     if outgoing:
         logger.warning(
             "stream stopped with the data ringbuffer full: dropped %d chunk(s) (IDs %d to %d)",
@@ -91,7 +91,7 @@ def _drop_undeliverable(outgoing: deque[Chunk]) -> None:
         outgoing.clear()
 
 
-class _RingSource(_Source):
+class _RingSource(StreamChunkSource):
     """Chunks of one :class:`ChunkRingStream`: taken from the free ring, given to the data ring."""
 
     def __init__(self, data: ChunkRingbuffer, free: ChunkRingbuffer, stream_id: int) -> None:
@@ -127,7 +127,7 @@ class _RingSource(_Source):
         self.deliver()
 
     def deliver(self) -> None:
-        _flush_to_ring(self._outgoing, self._data)
+        flush_to_ring(self._outgoing, self._data)
 
     def waiters(self, loop: asyncio.AbstractEventLoop, blocked: bool) -> list[asyncio.Future[None]]:
         futures = []
@@ -140,7 +140,7 @@ class _RingSource(_Source):
     def close(self, by_user: bool) -> None:
         self.deliver()
         if by_user:
-            _drop_undeliverable(self._outgoing)
+            drop_undeliverable(self._outgoing)
             self._data.stop()
             self._free.stop()
 
@@ -164,12 +164,12 @@ class ChunkStreamCore(ReceiverCore):
         config: StreamConfig,
         chunk_config: ChunkStreamConfig,
         stat_configs: list[StreamStatConfig],
-        source: _Source,
+        source: StreamChunkSource,
     ) -> None:
         super().__init__(loop, config, stat_configs)
         self.chunk_config = chunk_config
         self.source = source
-        place = _make_place(
+        place = make_place(
             chunk_config.place, len(chunk_config.items), len(stat_configs), chunk_config.max_heap_extra
         )
         self.placer = ChunkPlacer(config, chunk_config, place, source, self.stats, log_limited)  # type: ignore[arg-type]
