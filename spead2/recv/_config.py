@@ -11,26 +11,11 @@ from __future__ import annotations
 import operator
 from typing import Any, ClassVar
 
+from ..protocols.arguments import uint64
 from ..protocols.constants import BUG_COMPAT_PYSPEAD_0_5_2, MEMCPY_NONTEMPORAL, MEMCPY_STD
 from ..protocols.stats import StreamStatConfig, core_stat_configs
 
 __all__ = ["StreamConfig", "RingStreamConfig"]
-
-_UINT64_LIMIT = 1 << 64
-
-
-def _uint(name: str, value: object) -> int:
-    """``value`` as an unsigned 64-bit integer, or ``TypeError`` naming the option."""
-    try:
-        result = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a non-negative integer, not {type(value).__name__} ({value!r})"
-        ) from None
-    if not 0 <= result < _UINT64_LIMIT:
-        raise TypeError(f"{name} must be a non-negative integer below 2**64 (got {name}={result})")
-    return result
-
 
 def _flag(name: str, value: object) -> bool:
     """Truth value the way the reference's binding takes it: None is False; str, lists etc. are not flags."""
@@ -121,7 +106,7 @@ class StreamConfig:
 
     @max_heaps.setter
     def max_heaps(self, value: int) -> None:
-        value = _uint("max_heaps", value)
+        value = uint64(value, "max_heaps")
         if value == 0:
             raise ValueError("max_heaps cannot be 0 (got max_heaps=0)")
         self._max_heaps = value
@@ -133,7 +118,7 @@ class StreamConfig:
 
     @substreams.setter
     def substreams(self, value: int) -> None:
-        value = _uint("substreams", value)
+        value = uint64(value, "substreams")
         if value == 0:
             raise ValueError("substreams cannot be 0 (got substreams=0)")
         self._substreams = value
@@ -145,7 +130,7 @@ class StreamConfig:
 
     @bug_compat.setter
     def bug_compat(self, value: int) -> None:
-        value = _uint("bug_compat", value)
+        value = uint64(value, "bug_compat")
         if value & ~BUG_COMPAT_PYSPEAD_0_5_2:
             raise ValueError(
                 f"unknown compatibility bits in bug_compat (got bug_compat={value:#x})"
@@ -210,7 +195,7 @@ class StreamConfig:
 
     @stream_id.setter
     def stream_id(self, value: int) -> None:
-        self._stream_id = _uint("stream_id", value)
+        self._stream_id = uint64(value, "stream_id")
 
     @property
     def explicit_start(self) -> bool:
@@ -299,7 +284,7 @@ class RingStreamConfig:
 
     @heaps.setter
     def heaps(self, value: int) -> None:
-        value = _uint("heaps", value)
+        value = uint64(value, "heaps")
         if value == 0:
             raise ValueError("heaps must be at least 1 (got heaps=0)")
         self._heaps = value

@@ -2,8 +2,8 @@
 
 :class:`Chunk` holds the user's buffers; :class:`ChunkStreamConfig` says how
 a chunk stream places heaps (its place callback is validated by
-:mod:`._chunk_place`). :func:`uint64_arg` checks every unsigned option of the
-chunk-stream classes.
+:mod:`._chunk_place`). Unsigned options are checked with
+:func:`~spead2.protocols.arguments.uint64`.
 """
 
 from __future__ import annotations
@@ -12,25 +12,10 @@ import operator
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from ...protocols.arguments import uint64
 from .place import check_place
 
-__all__ = ["Chunk", "ChunkStreamConfig", "uint64_arg"]
-
-_UINT64_LIMIT = 1 << 64
-
-
-def uint64_arg(name: str, value: object) -> int:
-    """``value`` as an unsigned 64-bit integer, or ``TypeError`` naming it (as the reference's binding)."""
-    try:
-        result = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a non-negative integer, not {type(value).__name__} ({value!r})"
-        ) from None
-    if not 0 <= result < _UINT64_LIMIT:
-        raise TypeError(f"{name} must be a non-negative integer below 2**64 (got {name}={result})")
-    return result
-
+__all__ = ["Chunk", "ChunkStreamConfig"]
 
 # =====================================================================================
 # Chunk
@@ -97,7 +82,7 @@ class Chunk:
 
     @stream_id.setter
     def stream_id(self, value: int) -> None:
-        self._stream_id = uint64_arg("stream_id", value)
+        self._stream_id = uint64(value, "stream_id")
 
     @property
     def present(self) -> Any:
@@ -178,7 +163,7 @@ class ChunkStreamConfig:
             entries = list(value)
         except TypeError:
             raise TypeError(f"items must be a sequence of item IDs, not {type(value).__name__}") from None
-        self._items = [uint64_arg("items entry", item) for item in entries]
+        self._items = [uint64(item, "items entry") for item in entries]
 
     @property
     def max_chunks(self) -> int:
@@ -187,7 +172,7 @@ class ChunkStreamConfig:
 
     @max_chunks.setter
     def max_chunks(self, value: int) -> None:
-        value = uint64_arg("max_chunks", value)
+        value = uint64(value, "max_chunks")
         if value == 0:
             raise ValueError("max_chunks cannot be 0")
         self._max_chunks = value
@@ -208,7 +193,7 @@ class ChunkStreamConfig:
 
     @max_heap_extra.setter
     def max_heap_extra(self, value: int) -> None:
-        self._max_heap_extra = uint64_arg("max_heap_extra", value)
+        self._max_heap_extra = uint64(value, "max_heap_extra")
 
     @property
     def packet_presence_payload_size(self) -> int:
@@ -217,7 +202,7 @@ class ChunkStreamConfig:
 
     def enable_packet_presence(self, payload_size: int) -> ChunkStreamConfig:
         """Track presence per packet of ``payload_size`` payload bytes; returns ``self``."""
-        payload_size = uint64_arg("payload_size", payload_size)
+        payload_size = uint64(payload_size, "payload_size")
         if payload_size == 0:
             raise ValueError("payload_size must not be zero")
         self._packet_presence = payload_size

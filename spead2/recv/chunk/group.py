@@ -19,6 +19,7 @@ from typing import Any, ClassVar, overload
 
 from ..._errors import Empty, Stopped
 from ..._thread_pool import ThreadPool
+from ...protocols.arguments import uint64
 from ...protocols.chunking import (
     NOT_READY,
     RELEASE_ALL,
@@ -28,7 +29,7 @@ from ...protocols.chunking import (
 )
 from .._config import StreamConfig
 from .._receiver import _Stream
-from .config import Chunk, ChunkStreamConfig, uint64_arg
+from .config import Chunk, ChunkStreamConfig
 from .rings import ChunkRingbuffer, ChunkRingPair, Waiter, wake
 from .stream import ChunkStreamCore, StreamChunkSource, drop_undeliverable, flush_to_ring
 
@@ -64,7 +65,7 @@ class ChunkStreamGroupConfig:
 
     @max_chunks.setter
     def max_chunks(self, value: int) -> None:
-        value = uint64_arg("max_chunks", value)
+        value = uint64(value, "max_chunks")
         if value == 0:
             raise ValueError("max_chunks cannot be 0")
         self._max_chunks = value
