@@ -21,12 +21,15 @@ from spead2.protocols.batch import (
     MIN_VECTOR_BATCH,
     PacketBatch,
     immediate_values,
+    packets_like,
     regular_runs,
     run_rows,
     same_size_packets,
+    single_packet_heaps,
 )
 from spead2.protocols.chunking import ChunkPlacer, chunk_stream_stat_configs
 from spead2.protocols.heaps import Heap, IncompleteHeap
+from spead2.protocols.live_heaps import stop_words
 from spead2.recv._config import RingStreamConfig, StreamConfig
 
 IMM = 1 << 63
@@ -139,7 +142,8 @@ def heap_record(heap):
     kind = type(heap).__name__
     common = (kind, heap.cnt, heap.flavour.heap_address_bits, list(heap._raw_pointers))
     if isinstance(heap, Heap):
-        return (*common, bytes(heap.payload))
+        # What ItemGroup.update reads too (the single-heap path shares them between heaps).
+        return (*common, bytes(heap.payload), heap._pointers, list(heap._addressed()))
     assert isinstance(heap, IncompleteHeap)
     return (*common, heap.heap_length, heap.received_length, heap.payload_ranges)
 
@@ -251,7 +255,167 @@ def test_placer_batch_path_matches_packet_path(packets, config_args, pp, cuts):
     assert run_placer(config_args, pp, packets, cut(packets, cuts)) == expected
 
 
+STREAM_CTRL = 6
+CTRL_START = 0
+CTRL_STOP = 2
+
+
+@st.composite
+def single_packet_streams(draw):
+    """Mostly single-packet heaps of one layout, with hostile look-alikes mixed in.
+
+    The look-alikes share the layout (so only their values tell them apart):
+    a payload offset, a heap length other than the payload's, a size other
+    than header + payload, a stop item in an immediate, an address beyond
+    the heap, a cnt whose heap is live (a multi-packet heap interleaved),
+    another flavour, duplicates, reordering, loss and junk.
+    """
+    hab = draw(st.sampled_from([40, 48]))
+    size = draw(st.sampled_from([0, 8, 13, 64]))
+    layouts = [
+        lambda cnt: (),
+        lambda cnt: (addr(ITEM, 0, hab),),
+        lambda cnt: (addr(ITEM, 0, hab), imm(ITEM + 1, cnt * 3, hab)),
+        lambda cnt: (imm(STREAM_CTRL, CTRL_START, hab), addr(ITEM, 0, hab), addr(ITEM + 2, size // 2, hab)),
+        lambda cnt: (imm(ITEM + 1, 7, hab), imm(ITEM + 1, cnt, hab)),
+    ]
+    extra = draw(st.sampled_from(layouts))
+    n = draw(st.integers(8, 40))
+    cnts = list(range(1, n + 1))
+    if draw(st.booleans()):
+        cnts = [c // 2 + 1 for c in cnts]  # each cnt twice
+    packets = [packet(c, size, 0, bytes((c + i) % 251 for i in range(size)), extra(c), hab) for c in cnts]
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(
+            ["offset", "length", "size", "stop", "address", "live", "flavour", "dup", "drop", "swap", "junk"]
+        ))
+        at = draw(st.integers(0, len(packets) - 1))
+        c = 1000 + at
+        payload = bytes(size)
+        if kind == "offset":
+            packets[at] = packet(c, size + 8, 8, payload, extra(c), hab)
+        elif kind == "length":
+            packets[at] = packet(c, size + 5, 0, payload, extra(c), hab)
+        elif kind == "size":
+            packets[at] = packets[at] + b"\0" * draw(st.sampled_from([1, 8]))
+        elif kind == "stop":
+            words = [imm(STREAM_CTRL, CTRL_STOP, hab) if w == imm(STREAM_CTRL, CTRL_START, hab) else w
+                     for w in extra(c)] or [imm(STREAM_CTRL, CTRL_STOP, hab)]
+            packets[at] = packet(c, size, 0, payload, tuple(words), hab)
+        elif kind == "address":
+            words = [addr(ITEM, size + 1, hab) if w == addr(ITEM, 0, hab) else w for w in extra(c)]
+            packets[at] = packet(c, size, 0, payload, tuple(words) or (addr(ITEM, size + 1, hab),), hab)
+        elif kind == "live":
+            # The first half of heap c (now live), later a packet of the layout claiming c whole.
+            packets.insert(at, packet(c, 2 * size + 2, 0, payload, extra(c), hab))
+            later = draw(st.integers(at + 1, len(packets)))
+            packets.insert(later, packet(c, size, 0, payload, extra(c), hab))
+        elif kind == "flavour":
+            packets[at] = packet(c, size, 0, payload, (), 88 - hab)
+        elif kind == "dup":
+            packets.insert(at, packets[at])
+        elif kind == "drop" and len(packets) > 1:
+            del packets[at]
+        elif kind == "swap" and at + 1 < len(packets):
+            packets[at], packets[at + 1] = packets[at + 1], packets[at]
+        elif kind == "junk":
+            packets.insert(at, draw(st.binary(min_size=40, max_size=80)))
+    return packets
+
+
+single_configs = st.fixed_dictionaries({
+    "max_heaps": st.integers(1, 4),
+    "substreams": st.integers(1, 3),
+    "allow_out_of_order": st.booleans(),
+    "allow_unsized_heaps": st.booleans(),
+    "stop_on_stop_item": st.booleans(),
+})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    packets=single_packet_streams(),
+    config_args=single_configs,
+    cuts=st.lists(st.integers(1, 48), min_size=1, max_size=4),
+)
+def test_single_packet_heaps_batch_path_matches_packet_path(packets, config_args, cuts):
+    expected = run_assembler(config_args, packets, None)
+    assert run_assembler(config_args, packets, cut(packets, cuts)) == expected
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    packets=single_packet_streams(),
+    config_args=single_configs,
+    pp=st.sampled_from([0, 8]),
+    cuts=st.lists(st.integers(1, 48), min_size=1, max_size=4),
+)
+def test_single_packet_heaps_placer_batch_path_matches_packet_path(packets, config_args, pp, cuts):
+    expected = run_placer(config_args, pp, packets, None)
+    assert run_placer(config_args, pp, packets, cut(packets, cuts)) == expected
+
+
 # -- the pieces ----------------------------------------------------------------------------
+
+
+def test_single_packet_heaps_found_in_one_pass():
+    hab = 48
+
+    def pointers(address, value, ctrl=CTRL_START):
+        return (addr(ITEM, address, hab), imm(ITEM + 1, value, hab), imm(STREAM_CTRL, ctrl, hab))
+
+    packets = [packet(c, 16, 0, bytes([c]) * 16, pointers(0, c), hab) for c in range(12)]
+    packets[3] = packet(3, 32, 0, b"x" * 16, pointers(0, 3), hab)  # heap longer than the packet
+    packets[5] = packet(5, 16, 0, b"x" * 16, pointers(4, 5), hab)  # another address
+    packets[7] = packet(7, 16, 0, b"x" * 16, pointers(0, 7)[::-1], hab)  # another order
+    packets[9] = packet(9, 16, 0, b"x" * 16, pointers(0, 9, CTRL_STOP), hab)
+    [batch] = cut(packets, [len(packets)])
+    found = single_packet_heaps(batch, stop_words(True))
+    assert found is not None
+    assert found.fast == [i not in (3, 5, 7, 9) for i in range(12)]
+    assert found.count == 8 and found.hab == hab and found.shared is None  # the immediates differ
+    assert found.cnt[:3] == [0, 1, 2] and found.length[0] == 16
+    payloads = [bytes(batch.view[a:b]) for a, b in zip(found.payload_start, found.payload_end, strict=True)]
+    assert payloads[:3] == [bytes([c]) * 16 for c in range(3)]
+    assert found.rest[2].tolist() == list(pointers(0, 2))
+    # Packet 9's stop item counts only when stop items stop the stream.
+    found = single_packet_heaps(batch, None)
+    assert found is not None and found.fast[9]
+
+
+def test_single_packet_heaps_needs_a_majority():
+    hab = 40
+    same = [packet(c, 8, 0, b"abcdefgh", (addr(ITEM, 0, hab),), hab) for c in range(10)]
+    [batch] = cut(same, [10])
+    found = single_packet_heaps(batch, stop_words(True))
+    assert found is not None and found.shared == (addr(ITEM, 0, hab),)
+    [batch] = cut(same[: MIN_VECTOR_BATCH - 1], [100])
+    assert single_packet_heaps(batch, None) is None
+    longer = packet(99, 16, 0, b"abcdefgh", (addr(ITEM, 0, hab),), hab)
+    mixed = [p if i % 2 and i != 9 else longer for i, p in enumerate(same)]
+    [batch] = cut(mixed, [10])
+    assert single_packet_heaps(batch, None) is None  # four of ten are too few
+    [batch] = cut(mixed[:9] + same[9:], [10])
+    assert single_packet_heaps(batch, None) is not None  # five of ten will do
+    multi = heap_packets(5, 64 * 12, 64, hab, ())
+    [batch] = cut(multi, [12])
+    assert single_packet_heaps(batch, None) is None  # the template is not a whole heap
+
+
+def test_packets_like_frames_equal_packets_of_any_layout():
+    hab = 48
+    packets = [packet(c, 16, 0, b"y" * 16, (addr(ITEM, 0, hab), imm(ITEM + 1, c, hab)), hab) for c in range(10)]
+    size = len(packets[0])
+    packets[6] = packet(6, 16, 0, b"y" * 16, (imm(ITEM + 1, 6, hab), addr(ITEM, 0, hab)), hab)  # same size, other IDs
+    data = memoryview(b"".join(packets))
+    assert packets_like(data, 0, size, 100) == 5
+    assert packets_like(data, 0, size, 3) == 3
+    assert packets_like(data, 6 * size, size, 100) == 0  # packets 7 to 9 differ from packet 6
+    assert packets_like(data[: 3 * size + 5], 0, size, 100) == 2  # packet 3 does not end in the buffer
+    # Same layout, longer payload: the next packet would start elsewhere.
+    packets[3] = packet(3, 24, 0, b"y" * 24, (addr(ITEM, 0, hab), imm(ITEM + 1, 3, hab)), hab)
+    assert packets_like(memoryview(b"".join(packets)), 0, size, 100) == 2
+
 
 
 def test_runs_found_and_copied_whole():

@@ -226,3 +226,25 @@ def test_signal_exceptions_in_a_blocking_get_never_release_the_producers_lock(po
     # The lock is free and consistent: a get and a put still work.
     produce(ring, loop, [1])
     assert ring.get() is not None
+
+
+def test_put_many_is_put_in_order_and_holds_beyond_capacity(pool):
+    loop = pool.next_loop()
+    blocked = []
+    ring = HeapRing(3, loop, on_block=lambda: blocked.append(1))
+
+    def work():
+        ring.put(0)
+        ring.put_many([1])
+        assert not ring.holding()
+        ring.put_many([2, 3, 4])  # 2 fits; 3 and 4 are held, on_block called once
+        ring.put_many([5])
+        ring.publish()
+
+    run_on_loop(loop, work)
+    assert blocked == [1]
+    assert ring.full() and ring.holding()
+    assert [ring.get_nowait() for _ in range(6)] == [0, 1, 2, 3, 4, 5]
+    assert not ring.holding()
+    with pytest.raises(spead2.Empty):
+        ring.get_nowait()
