@@ -2,8 +2,7 @@
 
 :class:`Chunk` holds the user's buffers; :class:`ChunkStreamConfig` says how
 a chunk stream places heaps (its place callback is validated by
-:mod:`._chunk_place`). Unsigned options are checked with
-:func:`~spead2.protocols.arguments.uint64`.
+:mod:`.place`).
 """
 
 from __future__ import annotations
@@ -13,9 +12,11 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ...protocols.arguments import uint64
+from .._config import UintOption
 from .place import check_place
 
 __all__ = ["Chunk", "ChunkStreamConfig"]
+
 
 # =====================================================================================
 # Chunk
@@ -75,14 +76,7 @@ class Chunk:
             raise TypeError(f"chunk_id must fit in a signed 64-bit integer (got {value})")
         self._chunk_id = value
 
-    @property
-    def stream_id(self) -> int:
-        """``StreamConfig.stream_id`` of the stream that filled the chunk."""
-        return self._stream_id
-
-    @stream_id.setter
-    def stream_id(self, value: int) -> None:
-        self._stream_id = uint64(value, "stream_id")
+    stream_id = UintOption("``StreamConfig.stream_id`` of the stream that filled the chunk.")
 
     @property
     def present(self) -> Any:
@@ -115,7 +109,7 @@ class Chunk:
         self._extra = value
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} chunk_id={self._chunk_id} stream_id={self._stream_id}>"
+        return f"<{type(self).__name__} chunk_id={self._chunk_id} stream_id={self.stream_id}>"
 
 
 # =====================================================================================
@@ -165,17 +159,10 @@ class ChunkStreamConfig:
             raise TypeError(f"items must be a sequence of item IDs, not {type(value).__name__}") from None
         self._items = [uint64(item, "items entry") for item in entries]
 
-    @property
-    def max_chunks(self) -> int:
-        """Most chunks under construction at once (the window size)."""
-        return self._max_chunks
-
-    @max_chunks.setter
-    def max_chunks(self, value: int) -> None:
-        value = uint64(value, "max_chunks")
-        if value == 0:
-            raise ValueError("max_chunks cannot be 0")
-        self._max_chunks = value
+    max_chunks = UintOption(
+        "Most chunks under construction at once (the window size).",
+        zero_error="max_chunks cannot be 0",
+    )
 
     @property
     def place(self) -> Any:
@@ -186,14 +173,9 @@ class ChunkStreamConfig:
     def place(self, value: Any) -> None:
         self._place = check_place(value)
 
-    @property
-    def max_heap_extra(self) -> int:
-        """Size of the scratch buffer in which the callback may write per-heap extra bytes."""
-        return self._max_heap_extra
-
-    @max_heap_extra.setter
-    def max_heap_extra(self, value: int) -> None:
-        self._max_heap_extra = uint64(value, "max_heap_extra")
+    max_heap_extra = UintOption(
+        "Size of the scratch buffer in which the callback may write per-heap extra bytes.",
+    )
 
     @property
     def packet_presence_payload_size(self) -> int:
@@ -217,9 +199,9 @@ class ChunkStreamConfig:
         """An independent copy (sharing the place callback)."""
         other = ChunkStreamConfig.__new__(ChunkStreamConfig)
         other._items = list(self._items)
-        other._max_chunks = self._max_chunks
+        other.max_chunks = self.max_chunks
         other._place = self._place
-        other._max_heap_extra = self._max_heap_extra
+        other.max_heap_extra = self.max_heap_extra
         other._packet_presence = self._packet_presence
         return other
 
@@ -227,7 +209,7 @@ class ChunkStreamConfig:
 
     def __repr__(self) -> str:
         return (
-            f"ChunkStreamConfig(items={self._items}, max_chunks={self._max_chunks}, "
-            f"place={self._place!r}, max_heap_extra={self._max_heap_extra}, "
+            f"ChunkStreamConfig(items={self._items}, max_chunks={self.max_chunks}, "
+            f"place={self._place!r}, max_heap_extra={self.max_heap_extra}, "
             f"packet_presence_payload_size={self._packet_presence})"
         )
