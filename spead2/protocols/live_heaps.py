@@ -403,12 +403,14 @@ class LiveHeapMachine[H: LiveHeap]:
             single = single_packet_heaps(batch, self._stop_words)
             if single is not None:
                 return self._add_single_heaps(batch, single)
+            self._prepare_batch(batch)
             add_packet = self.add_packet
             for packet in batch:
                 if not add_packet(packet):
                     return False
             return True
         runs, starts = found
+        self._prepare_batch(batch)
         add_packet = self.add_packet
         table = self._table
         stats = self._stats
@@ -470,6 +472,9 @@ class LiveHeapMachine[H: LiveHeap]:
         return True
 
     # -- subclass hooks ----------------------------------------------------------------
+
+    def _prepare_batch(self, batch: PacketBatch) -> None:
+        """Called before a batch goes through :meth:`add_packet` or the run path (no-op)."""
 
     def _add_single_heaps(self, batch: PacketBatch, single: SingleHeaps) -> bool:
         """:meth:`add_batch` for a batch of mostly single-packet heaps (see :func:`.batch.single_packet_heaps`).
