@@ -223,7 +223,7 @@ async def test_reader_that_runs_only_on_the_loop_is_named(pool: spead2.ThreadPoo
 
     class LoopOnly(spead2.transports.base.Reader):  # like the pcap reader: loop-only
         async def _run(self) -> None:
-            await asyncio.sleep(3600)
+            await asyncio.sleep(3600)  # a reader that never ends by itself (stop() cancels it)
 
     stream._add_reader(LoopOnly)
     with pytest.raises(RuntimeError, match="LoopOnly"):

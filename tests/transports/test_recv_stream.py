@@ -143,7 +143,7 @@ async def test_asyncio_get_cancelled_by_timeouts_loses_no_heap(pool):
         for i, packet in enumerate(packets):
             queue.add_packet(packet)
             if i % 5 == 0:
-                await asyncio.sleep(0.0001)
+                await asyncio.sleep(0.0001)  # the scenario: packets arrive while the consumer iterates
         queue.stop()
 
     feeder = asyncio.create_task(feed())
