@@ -1,7 +1,6 @@
 """UDP receive over loopback: every ``add_udp_reader`` overload, truncation, buffers, stop, backpressure."""
 
 import asyncio
-import errno
 import logging
 import re
 import select
@@ -21,6 +20,7 @@ from spead2.transports import _recvmmsg
 from spead2.transports import udp as udp_transport
 from tests.helpers.heaps import check_heaps, heap_packets, indexed_group
 from tests.helpers.streams import counting_config
+from tests.helpers.tools import is_bound
 from tests.helpers.waiting import wait_for, watchdog
 
 TIMEOUT = 10.0
@@ -52,17 +52,6 @@ def send_all(packets, address, family=socket.AF_INET, setup=None):
         for heap in packets:
             for packet in heap:
                 sock.sendto(packet, address)
-
-
-def port_is_free(port, host="127.0.0.1", family=socket.AF_INET):
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return False
-            raise
-    return True
 
 
 # -- the port overload ------------------------------------------------------------------
@@ -215,7 +204,7 @@ def test_socket_overload_caller_closes_theirs(pool):
     send_all(heap_packets(6), ("127.0.0.1", port))
     with watchdog(stream):
         check_heaps(list(stream), 6)
-    assert port_is_free(port)  # the duplicate was closed when the stream stopped
+    assert not is_bound(port, socket.SOCK_DGRAM)  # the duplicate was closed when the stream stopped
 
 
 def test_socket_overload_keeps_caller_socket_blocking(pool):
@@ -481,7 +470,7 @@ def test_stop_during_traffic_closes_socket(pool):
         stopper.start()
         stopper.join(TIMEOUT)
         assert not stopper.is_alive()
-        assert port_is_free(port)
+        assert not is_bound(port, socket.SOCK_DGRAM)
     finally:
         done.set()
         sender.join(TIMEOUT)
@@ -494,7 +483,7 @@ def test_add_to_stopped_stream_is_ignored_and_closes_socket(pool):
     stream = spead2.recv.Stream(pool, counting_config())
     stream.stop()
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
-    assert port_is_free(port)
+    assert not is_bound(port, socket.SOCK_DGRAM)
     with pytest.raises(spead2.Stopped):
         stream.get()
 
@@ -535,7 +524,7 @@ async def test_stop_during_traffic_asyncio(pool):
         for _ in range(10):
             await asyncio.wait_for(stream.get(), TIMEOUT)
         stream.stop()
-        assert port_is_free(port)
+        assert not is_bound(port, socket.SOCK_DGRAM)
     finally:
         done.set()
         await asyncio.to_thread(sender.join, TIMEOUT)
