@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stream_helpers import counting_config
 
 import spead2
@@ -608,3 +610,137 @@ async def test_stop_during_traffic_asyncio(pool):
     with pytest.raises(spead2.Stopped):
         while True:
             await asyncio.wait_for(stream.get(), TIMEOUT)
+
+
+# -- payloads received in place (recvmmsg aimed at the heap's buffer) -----------------------
+
+IMM = 1 << 63
+
+
+def raw_packet(cnt, heap_length, offset, payload, extra=(), hab=48):
+    pointers = [IMM | (1 << hab) | cnt, IMM | (2 << hab) | heap_length,
+                IMM | (3 << hab) | offset, IMM | (4 << hab) | len(payload), *extra]
+    header = struct.pack(">HBBxxH", 0x5304, (64 - hab) // 8, hab // 8, len(pointers))
+    return header + struct.pack(f">{len(pointers)}Q", *pointers) + bytes(payload)
+
+
+def raw_heap(cnt, size, plen):
+    """A heap of one item (ID 0x1000 at address 0) cut into ``plen``-byte payloads."""
+    payload = bytes((cnt * 13 + i) % 253 for i in range(size))
+    return [raw_packet(cnt, size, off, payload[off : off + plen], [(0x1000 << 48)] if off == 0 else [])
+            for off in range(0, size, plen)]
+
+
+RAW_STOP = raw_packet(999, 0, 0, b"", [IMM | (6 << 48) | 2])
+
+
+def receive_over_loopback(pool, packets, zero_copy, batch, max_size, out_of_order=False):
+    """Heaps and statistics of a stream reading ``packets`` (queued before it starts) from a socket."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("127.0.0.1", 0))
+    with sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for data in [*packets, RAW_STOP]:
+            sender.sendto(data, sock.getsockname())
+        config = spead2.recv.StreamConfig(max_heaps=2, allow_out_of_order=out_of_order)
+        ring = spead2.recv.RingStreamConfig(heaps=64, contiguous_only=False,
+                                            incomplete_keep_payload_ranges=True)
+        stream = spead2.recv.Stream(pool, config, ring)
+        saved = udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS
+        udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS = zero_copy, batch
+        try:
+            stream.add_udp_reader(sock, max_size=max_size)
+        finally:
+            udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS = saved
+        records = []
+        with watchdog(stream):
+            for heap in stream:
+                if isinstance(heap, spead2.recv.IncompleteHeap):
+                    records.append(("incomplete", heap.cnt, heap.heap_length, heap.received_length,
+                                    heap.payload_ranges))
+                else:
+                    records.append(("heap", heap.cnt, [(item.id, bytes(item)) for item in heap.get_items()]))
+        stream.stop()
+    return records, dict(stream.stats.items())
+
+
+@pytest.fixture
+def placed_counter(monkeypatch):
+    """How many datagrams were received in place (confirmed in their predicted place)."""
+    total = [0]
+    confirm = udp_transport.confirmed_count
+
+    def counting(*args):
+        placed = confirm(*args)
+        total[0] += placed
+        return placed
+
+    monkeypatch.setattr(udp_transport, "confirmed_count", counting)
+    return total
+
+
+def test_in_order_heaps_are_received_in_place_over_loopback(pool, receive_path, placed_counter):
+    packets = raw_heap(1, 512 * 40, 512) + raw_heap(2, 512 * 40 + 100, 512)
+    plain = receive_over_loopback(pool, packets, False, 16, 1000)
+    assert placed_counter[0] == 0
+    placed = receive_over_loopback(pool, packets, True, 16, 1000)
+    assert placed == plain
+    assert [r[:2] for r in plain[0]] == [("heap", 1), ("heap", 2)]
+    if receive_path == "recvmmsg":
+        # Every batch but the one starting each heap (its first packet also carries
+        # the item pointer, so its payload is shorter than the next ones').
+        assert placed_counter[0] >= len(packets) - 2 * 16
+
+
+@st.composite
+def hostile_udp_streams(draw):
+    """In-order heaps interleaved, then reordered, duplicated, foreign, short, oversized and junk datagrams."""
+    plen = draw(st.sampled_from([64, 200]))
+    heaps = [raw_heap(cnt, draw(st.integers(1, 40)) * plen + draw(st.sampled_from([0, 17])), plen)
+             for cnt in range(1, draw(st.integers(1, 3)) + 1)]
+    originals = [p for heap in heaps for p in heap]
+    packets = []
+    cursors = [0] * len(heaps)
+    while any(c < len(h) for c, h in zip(cursors, heaps, strict=True)):
+        i = draw(st.integers(0, len(heaps) - 1))
+        take = draw(st.integers(1, 30))
+        packets += heaps[i][cursors[i] : cursors[i] + take]
+        cursors[i] += take
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["drop", "dup", "swap", "foreign", "short", "oversize", "replan", "junk"]))
+        at = draw(st.integers(0, len(packets) - 1))
+        original = draw(st.sampled_from(originals))
+        cnt, length, offset = (struct.unpack_from(">Q", original, 8 * k)[0] & ((1 << 48) - 1)
+                               for k in (1, 2, 3))
+        if kind == "drop" and len(packets) > 1:
+            del packets[at]
+        elif kind == "dup":
+            packets.insert(draw(st.integers(at, len(packets))), packets[at])
+        elif kind == "swap":
+            other = draw(st.integers(0, len(packets) - 1))
+            packets[at], packets[other] = packets[other], packets[at]
+        elif kind == "foreign":
+            packets.insert(at, raw_packet(50 + at, 4 * plen, plen, b"\xee" * plen))
+        elif kind == "short":
+            packets.insert(at, original[: draw(st.integers(1, len(original) - 1))])
+        elif kind == "oversize":
+            packets.insert(at, original + b"\xff" * draw(st.integers(1, 3 * plen)))
+        elif kind == "replan":  # the predicted heap and offset with a shorter payload
+            packets.insert(at, raw_packet(cnt, length, offset, b"\xdd" * (plen // 2)))
+        elif kind == "junk":
+            packets.insert(at, draw(st.binary(min_size=1, max_size=2 * plen)))
+    return packets, plen
+
+
+@pytest.mark.parametrize("receive_path", ["recvmmsg"], indirect=True)
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(stream=hostile_udp_streams(), batch=st.integers(2, 24), out_of_order=st.booleans())
+def test_received_in_place_or_not_the_heaps_and_statistics_are_identical(
+    pool, receive_path, stream, batch, out_of_order
+):
+    packets, plen = stream
+    max_size = plen + 48 + 16  # longer datagrams are dropped as truncated
+    plain = receive_over_loopback(pool, packets, False, batch, max_size, out_of_order)
+    placed = receive_over_loopback(pool, packets, True, batch, max_size, out_of_order)
+    assert placed == plain
