@@ -68,7 +68,6 @@ def _child(case: str) -> None:
     # (a reader failing, one failing to close) still reach stderr and fail the run.
     logging.getLogger("spead2").setLevel(logging.ERROR)
     sys.path.insert(0, ROOT)
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
     # A program started in the background by a non-interactive shell inherits SIGINT
     # ignored, and Python then leaves it so: restore what an interactive start gives.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -93,7 +92,7 @@ def _heap_and_frames():
 
 def _capture_files(packets: list[bytes]) -> tuple[str, str, bytes, bytes]:
     """A FIFO path, a large capture file, and the header and frames a live writer writes."""
-    from pcap_files import udp_frame, write_pcap
+    from tests.helpers.pcap_files import udp_frame, write_pcap
 
     folder = os.environ["SPEAD2_EXIT_DIR"]  # made and removed by the parent
     big = os.path.join(folder, "big.pcap")

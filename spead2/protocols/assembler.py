@@ -34,6 +34,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .batch import PacketBatch, SingleHeaps
 from .flavour import Flavour
 from .heaps import Heap, HeapBase, IncompleteHeap
 from .live_heaps import MAX_RANGES, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
@@ -193,7 +194,9 @@ class HeapAssembler(LiveHeapMachine[_LiveHeap]):
 
     ``config`` is the stream's (already copied) ``recv.StreamConfig``,
     ``ring_config`` its ``recv.RingStreamConfig``; ``deliver`` receives every
-    heap for the consumer; ``stats`` is the statistics list laid out as
+    heap for the consumer (``deliver_many``, if given, receives lists of
+    heaps in order instead, where a batch of single-packet heaps makes
+    many at once); ``stats`` is the statistics list laid out as
     :func:`stream_stat_configs` describes, updated in place; ``report``
     receives every rejection with its reason (see :mod:`.report`).
     """
@@ -205,6 +208,7 @@ class HeapAssembler(LiveHeapMachine[_LiveHeap]):
         deliver: Callable[[HeapBase], None],
         stats: list[int],
         report: Report = ignore,
+        deliver_many: Callable[[list[HeapBase]], None] | None = None,
     ) -> None:
         invalid_index = len(config.stats)
         if len(stats) <= invalid_index:
@@ -217,6 +221,7 @@ class HeapAssembler(LiveHeapMachine[_LiveHeap]):
         self._contiguous_only = ring_config.contiguous_only
         self._keep_ranges = ring_config.incomplete_keep_payload_ranges
         self._deliver = deliver
+        self._deliver_many = deliver_many
         self._invalid_index = invalid_index
         #: Per heap-address width in bytes: the flavour its heaps are delivered with.
         self._flavours = [
@@ -298,6 +303,74 @@ class HeapAssembler(LiveHeapMachine[_LiveHeap]):
             else:
                 heap.bad = True
         return True
+
+    def _add_single_heaps(self, batch: PacketBatch, single: SingleHeaps) -> bool:
+        """A batch of mostly single-packet heaps: each fast one is one ``Heap``, nothing more.
+
+        Packets that are not fast, or whose heap is live, take
+        :meth:`add_packet` (the heaps made so far are delivered first, so
+        the order is the packet path's).
+        """
+        if self._stopped:
+            return False
+        flavour = self._flavours[single.hab >> 3]
+        assert flavour is not None
+        shared = single.shared
+        rows: list[list[int]] = single.rest.tolist() if shared is None else []
+        cnts = single.cnt
+        lengths = single.length
+        payload_start = single.payload_start
+        payload_end = single.payload_end
+        view = batch.view
+        table = self._table
+        live = len(table)
+        add_packet = self.add_packet
+        heaps: list[HeapBase] = []
+        # With the same pointers in every heap, what ItemGroup.update asks
+        # each heap (its unique pointers, its items' layout for its length)
+        # is worked out once for the batch and shared (read-only) by its heaps.
+        unique = tuple(dict.fromkeys(shared)) if shared is not None else None
+        layout: list[tuple[int, int, int]] | None = None
+        layout_length = -1
+        for i, fast in enumerate(single.fast):
+            cnt = cnts[i]
+            if fast and (not live or table.get(cnt) is None):
+                heap = Heap(
+                    cnt, flavour, shared if shared is not None else tuple(rows[i]),
+                    bytearray(view[payload_start[i] : payload_end[i]]),
+                )
+                if unique is not None:
+                    heap._unique = unique
+                    if lengths[i] != layout_length:
+                        layout = heap._addressed()
+                        layout_length = lengths[i]
+                    else:
+                        heap._layout = layout
+                heaps.append(heap)
+                continue
+            if heaps:
+                self._deliver_single(heaps)
+                heaps = []
+            if not add_packet(batch[i]):
+                return False
+            live = len(table)
+        if heaps:
+            self._deliver_single(heaps)
+        return True
+
+    def _deliver_single(self, heaps: list[HeapBase]) -> None:
+        """Account for and deliver heaps of one packet each, made by :meth:`_add_single_heaps`."""
+        stats = self._stats
+        k = len(heaps)
+        stats[PACKETS] += k
+        stats[SINGLE_PACKET_HEAPS] += k
+        stats[HEAPS] += k
+        if self._deliver_many is not None:
+            self._deliver_many(heaps)
+        else:
+            deliver = self._deliver
+            for heap in heaps:
+                deliver(heap)
 
     def _write(self, heap: _LiveHeap, offset: int, plen: int, view: memoryview, start: int) -> None:
         if plen:

@@ -25,13 +25,19 @@ import numpy as np
 import numpy.typing as npt
 
 from .constants import MAGIC, VERSION
+from .packet import decode_packet
 
-__all__ = ["PacketBatch", "Run", "regular_runs", "run_rows", "MIN_VECTOR_BATCH", "HEADER_SIZE"]
+__all__ = [
+    "PacketBatch", "Run", "SingleHeaps", "regular_runs", "run_rows", "single_packet_heaps", "packets_like",
+    "MIN_VECTOR_BATCH", "HEADER_SIZE", "MAX_SINGLE_POINTERS",
+]
 
 #: Size of a regular packet's header and pointers; its payload starts here.
 HEADER_SIZE = 40
 #: Batches smaller than this are not worth parsing with numpy.
 MIN_VECTOR_BATCH = 8
+#: :func:`single_packet_heaps` leaves packets with more item pointers than this to the packet path.
+MAX_SINGLE_POINTERS = 64
 _IMMEDIATE = 1 << 63
 _ARANGE = np.arange(HEADER_SIZE, dtype=np.intp)
 _WORD_RANGE = np.arange(HEADER_SIZE // 8, dtype=np.intp)
@@ -251,6 +257,47 @@ def same_size_packets(view: memoryview, offset: int, size: int, count: int) -> i
     return int(bad[0]) if len(bad) else count
 
 
+def packets_like(view: memoryview, template: int, size: int, count: int) -> int:
+    """How many of the places ``template + j * size`` (``j = 1 .. count``) hold a packet framed like the template.
+
+    Consecutive from ``j = 1``. The template, at ``template``, is a packet
+    of exactly ``size`` bytes (as :func:`.packet.packet_size` measured it)
+    with at most :data:`MAX_SINGLE_POINTERS` item pointers. A packet counts
+    when its header word and the IDs and addressing modes of all its
+    pointers are the template's and its last PAYLOAD_LENGTH pointer is the
+    template's word (so ``packet_size`` would measure ``size`` too), and it
+    ends within ``view``: framing a byte stream of equal packets of any
+    layout without measuring them one by one.
+    """
+    offset = template + size
+    count = min(count, (len(view) - offset) // size)
+    if count <= 0 or size < 8:
+        return 0
+    first = int.from_bytes(view[template : template + 8])
+    address_width = (first >> 32) & 0xFF
+    n = first & 0xFFFF
+    if not 0 < address_width < 8 or not 0 < n <= MAX_SINGLE_POINTERS or 8 + 8 * n > size:
+        return 0
+    hab = np.uint64(8 * address_width)
+    pointers = np.ndarray((n,), dtype=">u8", buffer=view, offset=template + 8)
+    keys = pointers >> hab
+    plen_key = (_IMMEDIATE >> (8 * address_width)) | 4
+    plen_slots = np.flatnonzero(keys == np.uint64(plen_key))
+    if not len(plen_slots):
+        return 0
+    slot = int(plen_slots[-1])
+    # The packets are evenly spaced by assumption: strided views, no gather.
+    headers = np.ndarray((count,), dtype=">u8", buffer=view, offset=offset, strides=(size,))
+    others = np.ndarray((count, n), dtype=">u8", buffer=view, offset=offset + 8, strides=(size, 8))
+    good = (
+        (headers == np.uint64(first))
+        & ((others >> hab) == keys).all(axis=1)
+        & (others[:, slot] == pointers[slot])
+    )
+    bad = np.flatnonzero(~good)
+    return int(bad[0]) if len(bad) else count
+
+
 def immediate_values(
     batch: PacketBatch, item_ids: Sequence[int], max_pointers_limit: int = 16
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]] | None:
@@ -299,3 +346,128 @@ def immediate_values(
     last = np.where(cnt_match, columns[None, :], -1).max(axis=1)
     cnt = np.where(last >= 0, values[np.arange(n), np.maximum(last, 0)], -1)
     return cnt.astype(np.uint64), out
+
+
+class SingleHeaps:
+    """The packets of a batch that each carry a whole heap laid out like one template packet.
+
+    ``fast[i]`` says whether packet ``i`` is one (see :func:`single_packet_heaps`);
+    for those, ``cnt[i]`` is its HEAP_CNT, ``length[i]`` its heap (= payload)
+    length, and its payload is ``view[payload_start[i] : payload_end[i]]``.
+    ``rest`` holds, per packet, its item pointers other than the four
+    per-packet fields (``(n, k)`` ``uint64``), in packet order: what
+    :func:`.packet.decode_packet` returns as the heap's pointers. They have
+    the template's IDs and addressing modes, and its addresses; only
+    immediate values may differ. ``shared`` is the template's pointers as a
+    tuple when every fast packet's are the same words (else ``None``);
+    ``count`` the number of fast packets.
+    """
+
+    __slots__ = ("fast", "cnt", "length", "payload_start", "payload_end", "hab", "rest", "shared", "count")
+
+    def __init__(
+        self, fast: list[bool], cnt: list[int], length: list[int], payload_start: list[int],
+        payload_end: list[int], hab: int, rest: npt.NDArray[np.uint64], shared: tuple[int, ...] | None,
+        count: int,
+    ) -> None:
+        self.fast = fast
+        self.cnt = cnt
+        self.length = length
+        self.payload_start = payload_start
+        self.payload_end = payload_end
+        self.hab = hab
+        self.rest = rest
+        self.shared = shared
+        self.count = count
+
+
+def single_packet_heaps(batch: PacketBatch, stop_words: list[int] | None) -> SingleHeaps | None:
+    """Find, with one numpy pass, the packets of ``batch`` that are each a whole, plain heap.
+
+    The template is the packet in the middle of the batch. A packet is *fast*
+    when the packet path would decode it exactly as one heap of its own, with
+    nothing to look at: its header word and the IDs and addressing modes of
+    all its item pointers are the template's, the first four pointers being
+    the immediate HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET and PAYLOAD_LENGTH;
+    its addressed pointers are the template's words (their addresses fit
+    the heap); PAYLOAD_OFFSET is 0, PAYLOAD_LENGTH equals HEAP_LENGTH and
+    the packet is exactly its header plus payload; and no pointer is a stop
+    item (``stop_words[address width in bytes]``, see
+    :func:`.live_heaps.stop_words`; ``None``: stop items are ignored). Whether
+    its heap is already live is for the caller to check.
+
+    ``None`` when fewer than half the packets are fast (or the batch is
+    small, or the template is not such a packet).
+    """
+    n = len(batch)
+    if n < MIN_VECTOR_BATCH:
+        return None
+    view = batch.view
+    middle = n // 2
+    t_start = int(batch.starts[middle])
+    t_size = int(batch.sizes[middle])
+    decoded = decode_packet(view[t_start : t_start + t_size])
+    if decoded is None:
+        return None
+    _, t_length, t_offset, t_plen, hab, payload_start, t_rest = decoded
+    n_words = payload_start // 8  # the header and every pointer
+    if t_offset != 0 or t_plen != t_length or n_words - 1 > MAX_SINGLE_POINTERS:
+        return None
+    template = np.frombuffer(view, dtype=">u8", count=n_words, offset=t_start)
+    shift = np.uint64(hab)
+    keys = template[1:] >> shift
+    field_keys = _FIELD_KEYS[hab >> 3]
+    assert field_keys is not None
+    if not (keys[:4] == field_keys).all() or (
+        (keys[4:] >= field_keys[0]) & (keys[4:] <= field_keys[3])
+    ).any():
+        return None  # other places for the per-packet fields: the packet path does it
+    starts = np.asarray(batch.starts, dtype=np.intp)
+    sizes = np.asarray(batch.sizes, dtype=np.intp)
+    # A packet shorter than the template's header cannot be fast (its size
+    # must be header + payload); clamp where its words are read so the
+    # gather stays inside the buffer.
+    limit = len(view) - payload_start
+    read_at = np.minimum(starts, limit) if int(starts.max()) > limit else starts
+    words = _gather_words(view, read_at, n_words)
+    mask = np.uint64((1 << hab) - 1)
+    cnt = words[:, 1] & mask
+    length = words[:, 2] & mask
+    plen = words[:, 4] & mask
+    rest = words[:, 5:]
+    immediate = (keys[4:] >> np.uint64(63 - hab)).astype(bool)  # per pointer column
+    fast = (
+        (words[:, 0] == template[0])
+        & ((words[:, 1:] >> shift) == keys).all(axis=1)
+        & ((words[:, 3] & mask) == 0)
+        & (plen == length)
+        & (plen + np.uint64(payload_start) == sizes.astype(np.uint64))
+    )
+    if not immediate.all():
+        # Addressed pointers: the template's words exactly (so the addresses fit).
+        fast &= (rest[:, ~immediate] == template[5:][~immediate]).all(axis=1)
+    if stop_words is not None and immediate.any():
+        fast &= (rest[:, immediate] != np.uint64(stop_words[hab >> 3])).all(axis=1)
+    count = int(np.count_nonzero(fast))
+    if 2 * count < n:
+        return None
+    shared: tuple[int, ...] | None = t_rest
+    if immediate.any() and not (rest[fast] == template[5:]).all():
+        shared = None
+    return SingleHeaps(
+        fast.tolist(), cnt.tolist(), length.tolist(), (starts + payload_start).tolist(),
+        (starts + sizes).tolist(), hab, rest, shared, count,
+    )
+
+
+def _gather_words(view: memoryview, starts: npt.NDArray[np.intp], count: int) -> npt.NDArray[np.uint64]:
+    """The first ``count`` big-endian 64-bit words of each packet, native order: ``(n, count)``."""
+    columns = np.arange(count, dtype=np.intp)
+    alignment = int(starts[0]) & 7
+    if ((starts & 7) == alignment).all():
+        words = np.frombuffer(view, dtype=">u8", count=(len(view) - alignment) // 8, offset=alignment)
+        gathered = words[((starts - alignment) >> 3)[:, None] + columns]
+    else:
+        buffer = np.frombuffer(view, dtype=np.uint8)
+        gathered = buffer[starts[:, None] + np.arange(8 * count, dtype=np.intp)].view(">u8")
+    return gathered.astype(np.uint64)

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .batch import PacketBatch, regular_runs, run_rows
+from .batch import PacketBatch, SingleHeaps, regular_runs, run_rows, single_packet_heaps
 from .constants import CTRL_STREAM_STOP, STREAM_CTRL_ID
 from .placement import PlacedBatch, Placement
 from .report import Report
@@ -408,6 +408,9 @@ class LiveHeapMachine[H: LiveHeap]:
         """
         found = regular_runs(batch)
         if found is None:
+            single = single_packet_heaps(batch, self._stop_words)
+            if single is not None:
+                return self._add_single_heaps(batch, single)
             add_packet = self.add_packet
             for packet in batch:
                 if not add_packet(packet):
@@ -535,6 +538,18 @@ class LiveHeapMachine[H: LiveHeap]:
     def _placement_buffer(self, heap: H) -> bytearray | None:
         """``heap``'s payload buffer if packets may be received straight into it (its full length)."""
         return None
+
+    def _add_single_heaps(self, batch: PacketBatch, single: SingleHeaps) -> bool:
+        """:meth:`add_batch` for a batch of mostly single-packet heaps (see :func:`.batch.single_packet_heaps`).
+
+        The same result as :meth:`add_packet` on each packet in turn; this
+        default is exactly that.
+        """
+        add_packet = self.add_packet
+        for packet in batch:
+            if not add_packet(packet):
+                return False
+        return True
 
     def _bulk_ready(self, heap: H, offset: int) -> bool:
         """Whether a run continuing ``heap`` at ``offset`` may bypass :meth:`add_packet` now."""

@@ -3,7 +3,9 @@
 from ..protocols.heaps import Heap, HeapBase, IncompleteHeap, RawItem
 from ..protocols.stats import StreamStatConfig, StreamStats
 from . import stream_stat_indices
-from ._chunk import (
+from ._config import RingStreamConfig, StreamConfig
+from ._stream import Stream
+from .chunk import (
     BatchPlace,
     Chunk,
     ChunkPlaceData,
@@ -15,8 +17,6 @@ from ._chunk import (
     ChunkStreamGroupMember,
     ChunkStreamRingGroup,
 )
-from ._config import RingStreamConfig, StreamConfig
-from ._stream import Stream
 
 __all__ = [
     "BatchPlace",

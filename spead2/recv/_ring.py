@@ -83,6 +83,25 @@ class HeapRing:
         if first and self._on_block is not None:
             self._on_block()
 
+    def put_many(self, items: list[Any]) -> None:
+        """:meth:`put` each of ``items``, in order, taking the lock at most once."""
+        room = 0 if self._held else self.capacity - len(self._items)
+        if room >= len(items):
+            self._items.extend(items)  # without the lock, as in put
+            return
+        if room > 0:
+            self._items.extend(items[:room])
+            items = items[room:]
+        with self._lock:
+            room = 0 if self._held else self.capacity - len(self._items)
+            if room > 0:
+                self._items.extend(items[:room])
+                items = items[room:]
+            first = not self._held and bool(items)
+            self._held.extend(items)
+        if first and self._on_block is not None:
+            self._on_block()
+
     def holding(self) -> bool:
         """Whether heaps are held beyond the capacity."""
         return bool(self._held)

@@ -33,7 +33,9 @@ class StreamCore(ReceiverCore):
         self.ring = HeapRing(
             ring_config.heaps, loop, functools.partial(count_blocked, self.stats, "ringbuffer")
         )
-        self.assembler = HeapAssembler(config, ring_config, self.ring.put, self.stats, log_limited)
+        self.assembler = HeapAssembler(
+            config, ring_config, self.ring.put, self.stats, log_limited, self.ring.put_many
+        )
         self._driver: ReaderDriver | None = None
 
     def batch_done(self) -> None:

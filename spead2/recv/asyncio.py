@@ -8,7 +8,7 @@ from .._errors import Stopped
 from .._thread_pool import ThreadPool
 from ..protocols.heaps import HeapBase
 from . import _stream
-from ._chunk_asyncio import ChunkRingbuffer
+from .chunk.asyncio_ring import ChunkRingbuffer
 
 __all__ = ["ChunkRingbuffer", "Stream"]
 

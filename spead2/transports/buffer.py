@@ -8,7 +8,7 @@ from collections.abc import Buffer, Callable
 import numpy as np
 
 from .._log import log_limited
-from ..protocols.batch import PacketBatch, same_size_packets
+from ..protocols.batch import PacketBatch, packets_like, same_size_packets
 from ..protocols.packet import PacketError, packet_size
 from .base import BATCH_BYTES, BATCH_MAX_PACKETS, PAUSE, STOP, Reader, StreamSink
 
@@ -72,12 +72,15 @@ class BufferReader(Reader):
             n += 1
             start = offset
             offset += size
-            if size == previous and view[start + 6] == 0 and view[start + 7] == 4:
-                # Two equal packets, the second with only the per-packet items: guess
-                # that more like it follow and check them all at once.
+            if size == previous:
+                # Two equal packets: guess that more like the second follow and
+                # check them all at once.
                 room = min(-(-(batch_end - offset) // size), BATCH_MAX_PACKETS - n)
                 if room >= _MIN_GUESS:
-                    k = same_size_packets(view, offset, size, room)
+                    if view[start + 6] == 0 and view[start + 7] == 4:  # only the per-packet items
+                        k = same_size_packets(view, offset, size, room)
+                    else:
+                        k = packets_like(view, start, size, room)
                     if k:
                         sizes.append(size)
                         counts.append(k)
