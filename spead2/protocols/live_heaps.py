@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from .batch import PacketBatch, SingleHeaps, regular_runs, run_rows, single_packet_heaps
 from .constants import CTRL_STREAM_STOP, STREAM_CTRL_ID
-from .placement import PlacedBatch, Placement
+from .placement import PacketPlan, PlacedBatch, Placement
 from .report import Report
 from .stats import (
     HEAPS,
@@ -313,6 +313,8 @@ class LiveHeapMachine[H: LiveHeap]:
         #: where the next packets are predicted to go (:meth:`placement`).
         self._last_heap: H | None = None
         self._last_plen = 0
+        #: The last placement's plan, reused while the heap continues.
+        self._plan: PacketPlan | None = None
 
     @property
     def live_heaps(self) -> int:
@@ -503,7 +505,11 @@ class LiveHeapMachine[H: LiveHeap]:
         buffer = self._placement_buffer(heap)
         if buffer is None:
             return None
-        return Placement(heap, buffer, heap.cnt, heap.hab, length, received, self._last_plen, limit)
+        placement = Placement(
+            heap, buffer, heap.cnt, heap.hab, length, received, self._last_plen, limit, self._plan
+        )
+        self._plan = placement.plan
+        return placement
 
     def add_placed_batch(self, batch: PlacedBatch) -> bool:
         """Account for ``batch.placed`` packets received in place, then process the rest.

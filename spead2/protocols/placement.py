@@ -32,10 +32,49 @@ import numpy.typing as npt
 from .batch import HEADER_SIZE, PacketBatch, Positions
 from .constants import MAGIC, VERSION
 
-__all__ = ["Placement", "PlacedBatch", "confirmed_count"]
+__all__ = ["PacketPlan", "Placement", "PlacedBatch", "confirmed_count", "MAX_PLANNED"]
 
 _IMMEDIATE = 1 << 63
-_COUNTS = np.arange(1 << 12, dtype=np.int64)
+#: Most packets a :class:`PacketPlan` covers.
+MAX_PLANNED = 4096
+
+
+class PacketPlan:
+    """Every packet continuing a heap in order from ``base``: its offset, payload length and header.
+
+    At most :data:`MAX_PLANNED` packets (a hostile HEAP_LENGTH cannot make
+    it large). Built once per heap and payload length, then sliced by each
+    :class:`Placement`: a reader asks for one before every receive call.
+    """
+
+    __slots__ = ("cnt", "hab", "length", "base", "plen", "offsets", "lengths", "headers")
+
+    def __init__(self, cnt: int, hab: int, length: int, base: int, plen: int) -> None:
+        self.cnt = cnt
+        self.hab = hab
+        self.length = length
+        self.base = base
+        self.plen = plen
+        count = min(-(-(length - base) // plen), MAX_PLANNED)
+        offsets = base + np.arange(count, dtype=np.int64) * plen
+        self.offsets: npt.NDArray[np.int64] = offsets
+        self.lengths: npt.NDArray[np.int64] = np.minimum(plen, length - offsets)
+        address_width = hab // 8
+        words = np.empty((count, 5), dtype=">u8")
+        words[:, 0] = (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
+        words[:, 1] = _IMMEDIATE | (1 << hab) | cnt
+        words[:, 2] = _IMMEDIATE | (2 << hab) | length
+        words[:, 3] = offsets.astype(np.uint64) + np.uint64(_IMMEDIATE | (3 << hab))
+        words[:, 4] = self.lengths.astype(np.uint64) + np.uint64(_IMMEDIATE | (4 << hab))
+        #: Each packet's 40 header bytes, exactly (see :func:`confirmed_count`).
+        self.headers: npt.NDArray[np.uint8] = words.view(np.uint8).reshape(count, HEADER_SIZE)
+
+    def row(self, cnt: int, hab: int, length: int, offset: int, plen: int) -> int:
+        """The row of the packet at ``offset`` if this plan is of that heap and payload length, else -1."""
+        if (cnt, hab, length, plen) != (self.cnt, self.hab, self.length, self.plen):
+            return -1
+        row, rest = divmod(offset - self.base, plen)
+        return row if rest == 0 and 0 <= row < len(self.offsets) else -1
 
 
 class Placement:
@@ -43,17 +82,20 @@ class Placement:
 
     Packet ``i`` would carry the ``lengths[i]`` payload bytes at ``offsets[i]``
     of ``buffer`` (the heap's payload, ``length`` bytes); its header would be
-    exactly the four per-packet item pointers of address width ``hab`` bits
-(``headers[i]``, its 40 bytes).
-    ``heap`` is the core's own record, opaque to readers.
+    exactly ``headers[i]``: the four per-packet item pointers of address
+    width ``hab`` bits. ``heap`` is the core's own record, opaque to readers;
+    ``plan`` the :class:`PacketPlan` sliced (pass it to the next placement
+    of the heap to reuse it).
     """
 
     __slots__ = (
-        "heap", "buffer", "cnt", "hab", "length", "offset", "plen", "count", "offsets", "lengths", "headers"
+        "heap", "buffer", "cnt", "hab", "length", "offset", "plen", "count", "offsets", "lengths",
+        "headers", "plan",
     )
 
     def __init__(
-        self, heap: object, buffer: bytearray, cnt: int, hab: int, length: int, offset: int, plen: int, limit: int
+        self, heap: object, buffer: bytearray, cnt: int, hab: int, length: int, offset: int, plen: int,
+        limit: int, plan: PacketPlan | None = None,
     ) -> None:
         if plen <= 0 or not 0 <= offset < length or len(buffer) != length:
             raise ValueError(f"no packet to place: offset {offset}, plen {plen}, length {length}")
@@ -64,25 +106,17 @@ class Placement:
         self.length = length
         self.offset = offset
         self.plen = plen
-        self.count = count = min(limit, -(-(length - offset) // plen), len(_COUNTS))
-        offsets = offset + _COUNTS[:count] * plen
-        self.offsets: npt.NDArray[np.int64] = offsets
-        self.lengths: npt.NDArray[np.int64] = np.minimum(plen, length - offsets)
-        #: Each predicted packet's header, byte for byte (see :func:`confirmed_count`).
-        self.headers = _headers(self)
-
-
-def _headers(placement: Placement) -> npt.NDArray[np.uint8]:
-    """The exact 40 header bytes of each predicted packet: ``(count, 40)``."""
-    hab = placement.hab
-    address_width = hab // 8
-    words = np.empty((placement.count, 5), dtype=">u8")
-    words[:, 0] = (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
-    words[:, 1] = _IMMEDIATE | (1 << hab) | placement.cnt
-    words[:, 2] = _IMMEDIATE | (2 << hab) | placement.length
-    words[:, 3] = placement.offsets.astype(np.uint64) + np.uint64(_IMMEDIATE | (3 << hab))
-    words[:, 4] = placement.lengths.astype(np.uint64) + np.uint64(_IMMEDIATE | (4 << hab))
-    return words.view(np.uint8).reshape(placement.count, HEADER_SIZE)
+        row = -1 if plan is None else plan.row(cnt, hab, length, offset, plen)
+        if row < 0 or row + min(limit, -(-(length - offset) // plen)) > len(plan.offsets):  # type: ignore[union-attr]
+            plan = PacketPlan(cnt, hab, length, offset, plen)
+            row = 0
+        assert plan is not None
+        self.plan = plan
+        end = min(row + limit, len(plan.offsets))
+        self.count = end - row
+        self.offsets: npt.NDArray[np.int64] = plan.offsets[row:end]
+        self.lengths: npt.NDArray[np.int64] = plan.lengths[row:end]
+        self.headers: npt.NDArray[np.uint8] = plan.headers[row:end]
 
 
 def confirmed_count(view: memoryview, stride: int, sizes: Sequence[int], placement: Placement) -> int:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from spead2.protocols.assembler import HeapAssembler, stream_stat_configs
 from spead2.protocols.batch import HEADER_SIZE, PacketBatch
 from spead2.protocols.heaps import Heap, IncompleteHeap
-from spead2.protocols.placement import PlacedBatch, Placement, confirmed_count
+from spead2.protocols.placement import MAX_PLANNED, PlacedBatch, Placement, confirmed_count
 from spead2.protocols.stats import PACKETS
 from spead2.recv._config import RingStreamConfig, StreamConfig
 
@@ -364,3 +364,22 @@ def test_placed_batch_must_follow_its_placement():
     with pytest.raises(ValueError, match="no packet"):
         Placement(None, bytearray(10), 1, 48, 10, 10, 4, 8)
     assert isinstance(placement.offsets, np.ndarray)
+
+
+def test_a_heaps_plan_is_reused_and_bounded():
+    out = []
+    asm, _ = assembler({"max_heaps": 2}, out)
+    packets = heap_packets(5, 64 * 100, 64)
+    for p in packets[:3]:
+        asm.add_packet(p)
+    first = make_placement(asm, 10)
+    asm.add_placed_batch(PlacedBatch(memoryview(bytearray(1)), [], [], first, 10))
+    second = make_placement(asm, 10)
+    assert second.plan is first.plan  # the same heap continuing: no new arrays
+    assert second.offsets.tolist() == [64 * (13 + i) for i in range(10)]
+    assert bytes(second.headers[0]) == packets[13][:HEADER_SIZE]
+    # A huge HEAP_LENGTH with tiny payloads: the plan stops at MAX_PLANNED packets.
+    huge = Placement(None, bytearray(1 << 20), 1, 48, 1 << 20, 0, 1, 1 << 30)
+    assert huge.count == MAX_PLANNED == len(huge.plan.offsets)
+    again = Placement(None, huge.buffer, 1, 48, 1 << 20, MAX_PLANNED - 2, 1, 8, huge.plan)
+    assert again.plan is not huge.plan and again.count == 8  # beyond the old plan: a new one
