@@ -12,8 +12,6 @@ packets: reordered, duplicated, foreign, short, oversized or hostile.
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,35 +23,14 @@ from spead2.protocols.heaps import Heap, IncompleteHeap
 from spead2.protocols.placement import MAX_PLANNED, PlacedBatch, Placement, confirmed_count
 from spead2.protocols.stats import PACKETS
 from spead2.recv._config import RingStreamConfig, StreamConfig
-
-IMM = 1 << 63
-STOP_ID = 6
-ITEM = 0x1000
-
-
-def imm(item_id, value, hab):
-    return IMM | (item_id << hab) | value
-
-
-def packet(cnt, heap_length, offset, payload, extra=(), hab=48):
-    pointers = [imm(1, cnt, hab)]
-    if heap_length is not None:
-        pointers.append(imm(2, heap_length, hab))
-    pointers += [imm(3, offset, hab), imm(4, len(payload), hab), *extra]
-    header = struct.pack(">HBBxxH", 0x5304, (64 - hab) // 8, hab // 8, len(pointers))
-    return header + struct.pack(f">{len(pointers)}Q", *pointers) + bytes(payload)
-
-
-def heap_bytes(cnt, size):
-    return bytes((cnt * 7 + i) % 251 for i in range(size))
-
-
-def heap_packets(cnt, size, plen, hab=48, first_extra=((ITEM << 48) | 0,)):
-    payload = heap_bytes(cnt, size)
-    return [
-        packet(cnt, size, off, payload[off : off + plen], first_extra if off == 0 else (), hab)
-        for off in range(0, size, plen)
-    ]
+from tests.helpers.in_order_packets import (
+    ITEM,
+    heap_bytes,
+    heap_packets,
+    hostile_streams,
+    imm,
+    packet,
+)
 
 
 def record(heap):
@@ -153,58 +130,6 @@ def run_placed(config_args, packets, max_size, slots):
     return [record(h) for h in out], stats, placed_total
 
 
-@st.composite
-def streams(draw):
-    """Interleaved multi-packet heaps in order, then reordering, duplicates, foreign and hostile packets."""
-    plen = draw(st.sampled_from([16, 40, 64]))
-    hab = draw(st.sampled_from([40, 48]))
-    heaps = []
-    for cnt in range(1, draw(st.integers(1, 4)) + 1):
-        size = draw(st.integers(1, 30)) * plen + draw(st.sampled_from([0, 0, 7]))
-        heaps.append(heap_packets(cnt, size, plen, hab, ((ITEM << hab) | 0,)))
-    originals = [p for heap in heaps for p in heap]
-    packets = []
-    cursors = [0] * len(heaps)
-    while any(c < len(h) for c, h in zip(cursors, heaps, strict=True)):
-        i = draw(st.integers(0, len(heaps) - 1))
-        take = draw(st.integers(1, 20))
-        packets += heaps[i][cursors[i] : cursors[i] + take]
-        cursors[i] += take
-    for _ in range(draw(st.integers(0, 8))):
-        if not packets:
-            break
-        kind = draw(st.sampled_from(
-            ["drop", "dup", "swap", "foreign", "short", "oversize", "replan", "junk", "stop", "length"]
-        ))
-        at = draw(st.integers(0, len(packets) - 1))
-        original = draw(st.sampled_from(originals))
-        cnt, length, offset = (
-            struct.unpack_from(">Q", original, 8 * k)[0] & ((1 << hab) - 1) for k in (1, 2, 3)
-        )
-        if kind == "drop":
-            del packets[at]
-        elif kind == "dup":
-            packets.insert(draw(st.integers(at, len(packets))), packets[at])
-        elif kind == "swap":
-            other = draw(st.integers(0, len(packets) - 1))
-            packets[at], packets[other] = packets[other], packets[at]
-        elif kind == "foreign":  # a heap of its own, bytes unlike anyone's
-            packets.insert(at, packet(50 + at, 3 * plen, plen, b"\xee" * plen, (), hab))
-        elif kind == "short":
-            packets.insert(at, original[: draw(st.integers(0, len(original) - 1))])
-        elif kind == "oversize":
-            packets.insert(at, original + b"\xff" * draw(st.integers(1, 100)))
-        elif kind == "replan":  # the predicted heap and offset, another payload length
-            packets.insert(at, packet(cnt, length, offset, b"\xdd" * (plen // 2), (), hab))
-        elif kind == "junk":
-            packets.insert(at, draw(st.binary(min_size=40, max_size=120)))
-        elif kind == "stop":
-            packets.insert(at, packet(99, 0, 0, b"", (imm(STOP_ID, 2, hab),), hab))
-        else:  # a packet of a heap with another HEAP_LENGTH
-            packets.insert(at, packet(cnt, 10_000, offset, b"\xcc" * plen, (), hab))
-    return packets, plen
-
-
 configs = st.fixed_dictionaries({
     "max_heaps": st.integers(1, 4),
     "substreams": st.integers(1, 2),
@@ -213,10 +138,9 @@ configs = st.fixed_dictionaries({
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=streams(), config_args=configs, slots=st.integers(1, 24))
+@given(stream=hostile_streams(plens=[16, 40, 64]), config_args=configs, slots=st.integers(1, 24))
 def test_placed_path_matches_packet_path(stream, config_args, slots):
     packets, plen = stream
-    packets = [p for p in packets if p]
     max_size = 2 * plen + 80  # the reference's max_size: longer datagrams are dropped
     expected = run_plain(config_args, packets, max_size)
     heaps, stats, _ = run_placed(config_args, packets, max_size, slots)

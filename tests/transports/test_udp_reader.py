@@ -22,6 +22,8 @@ import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import _recvmmsg
 from spead2.transports import udp as udp_transport
+from tests.helpers import in_order_packets as spead_packets
+from tests.helpers.in_order_packets import hostile_streams
 from tests.helpers.streams import counting_config
 
 TIMEOUT = 10.0
@@ -614,24 +616,7 @@ async def test_stop_during_traffic_asyncio(pool):
 
 # -- payloads received in place (recvmmsg aimed at the heap's buffer) -----------------------
 
-IMM = 1 << 63
-
-
-def raw_packet(cnt, heap_length, offset, payload, extra=(), hab=48):
-    pointers = [IMM | (1 << hab) | cnt, IMM | (2 << hab) | heap_length,
-                IMM | (3 << hab) | offset, IMM | (4 << hab) | len(payload), *extra]
-    header = struct.pack(">HBBxxH", 0x5304, (64 - hab) // 8, hab // 8, len(pointers))
-    return header + struct.pack(f">{len(pointers)}Q", *pointers) + bytes(payload)
-
-
-def raw_heap(cnt, size, plen):
-    """A heap of one item (ID 0x1000 at address 0) cut into ``plen``-byte payloads."""
-    payload = bytes((cnt * 13 + i) % 253 for i in range(size))
-    return [raw_packet(cnt, size, off, payload[off : off + plen], [(0x1000 << 48)] if off == 0 else [])
-            for off in range(0, size, plen)]
-
-
-RAW_STOP = raw_packet(999, 0, 0, b"", [IMM | (6 << 48) | 2])
+RAW_STOP = spead_packets.packet(999, 0, 0, b"", [spead_packets.imm(spead_packets.STOP_ID, 2, 48)])
 
 
 def receive_over_loopback(pool, packets, zero_copy, batch, max_size, out_of_order=False):
@@ -680,7 +665,7 @@ def placed_counter(monkeypatch):
 
 
 def test_in_order_heaps_are_received_in_place_over_loopback(pool, receive_path, placed_counter):
-    packets = raw_heap(1, 512 * 40, 512) + raw_heap(2, 512 * 40 + 100, 512)
+    packets = spead_packets.heap_packets(1, 512 * 40, 512) + spead_packets.heap_packets(2, 512 * 40 + 100, 512)
     plain = receive_over_loopback(pool, packets, False, 16, 1000)
     assert placed_counter[0] == 0
     placed = receive_over_loopback(pool, packets, True, 16, 1000)
@@ -692,50 +677,11 @@ def test_in_order_heaps_are_received_in_place_over_loopback(pool, receive_path, 
         assert placed_counter[0] >= len(packets) - 2 * 16
 
 
-@st.composite
-def hostile_udp_streams(draw):
-    """In-order heaps interleaved, then reordered, duplicated, foreign, short, oversized and junk datagrams."""
-    plen = draw(st.sampled_from([64, 200]))
-    heaps = [raw_heap(cnt, draw(st.integers(1, 40)) * plen + draw(st.sampled_from([0, 17])), plen)
-             for cnt in range(1, draw(st.integers(1, 3)) + 1)]
-    originals = [p for heap in heaps for p in heap]
-    packets = []
-    cursors = [0] * len(heaps)
-    while any(c < len(h) for c, h in zip(cursors, heaps, strict=True)):
-        i = draw(st.integers(0, len(heaps) - 1))
-        take = draw(st.integers(1, 30))
-        packets += heaps[i][cursors[i] : cursors[i] + take]
-        cursors[i] += take
-    for _ in range(draw(st.integers(0, 6))):
-        kind = draw(st.sampled_from(["drop", "dup", "swap", "foreign", "short", "oversize", "replan", "junk"]))
-        at = draw(st.integers(0, len(packets) - 1))
-        original = draw(st.sampled_from(originals))
-        cnt, length, offset = (struct.unpack_from(">Q", original, 8 * k)[0] & ((1 << 48) - 1)
-                               for k in (1, 2, 3))
-        if kind == "drop" and len(packets) > 1:
-            del packets[at]
-        elif kind == "dup":
-            packets.insert(draw(st.integers(at, len(packets))), packets[at])
-        elif kind == "swap":
-            other = draw(st.integers(0, len(packets) - 1))
-            packets[at], packets[other] = packets[other], packets[at]
-        elif kind == "foreign":
-            packets.insert(at, raw_packet(50 + at, 4 * plen, plen, b"\xee" * plen))
-        elif kind == "short":
-            packets.insert(at, original[: draw(st.integers(1, len(original) - 1))])
-        elif kind == "oversize":
-            packets.insert(at, original + b"\xff" * draw(st.integers(1, 3 * plen)))
-        elif kind == "replan":  # the predicted heap and offset with a shorter payload
-            packets.insert(at, raw_packet(cnt, length, offset, b"\xdd" * (plen // 2)))
-        elif kind == "junk":
-            packets.insert(at, draw(st.binary(min_size=1, max_size=2 * plen)))
-    return packets, plen
-
-
 @pytest.mark.parametrize("receive_path", ["recvmmsg"], indirect=True)
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(stream=hostile_udp_streams(), batch=st.integers(2, 24), out_of_order=st.booleans())
+@given(stream=hostile_streams(plens=[64, 200], habs=[48], max_packets=40, stops=False),
+       batch=st.integers(2, 24), out_of_order=st.booleans())
 def test_received_in_place_or_not_the_heaps_and_statistics_are_identical(
     pool, receive_path, stream, batch, out_of_order
 ):
