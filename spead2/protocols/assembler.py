@@ -1,6 +1,6 @@
 """Heap assembly: packets in, complete (or incomplete) heaps out.
 
-Implements API.md §2.7 and PROTOCOL.md §9.2. Packets are grouped by heap cnt
+Implements the receive semantics of ``spead2.recv.Stream``. Packets are grouped by heap cnt
 into live heaps, at most ``max_heaps`` per substream (``cnt % substreams``);
 when a substream is full the oldest-created live heap is evicted. A sized
 heap is delivered as soon as all its payload bytes have arrived.

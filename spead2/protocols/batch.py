@@ -10,7 +10,7 @@ per-packet views, so anything that takes packets one at a time takes it too.
 Only *regular* packets are parsed here: exactly the four per-packet item
 pointers (HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET, PAYLOAD_LENGTH, in that
 order, as every spead2 sender writes all packets of a heap but the first),
-all of one flavour, passing every check of PROTOCOL.md §9.1. Everything else
+all of one flavour, passing every check of :func:`.packet.decode_packet`. Everything else
 (other pointers, descriptors, stop items, other orders or flavours, anything
 malformed) is left to the per-packet path, which stays the definition of
 correct behaviour.

@@ -1,6 +1,6 @@
 """Chunk placement: packets in, heap payloads written straight into pre-allocated chunks.
 
-Implements the packet side of API.md §2.9 (chunk streams) sans-IO. Packets are
+Implements the packet side of chunk streams, sans-IO. Packets are
 grouped into live heaps exactly as :mod:`.assembler` does (substreams,
 ``max_heaps`` eviction, in-order or out-of-order, stop items), but a heap's
 payload is never assembled on its own: on the heap's first packet the *place
@@ -22,7 +22,8 @@ and reports :attr:`ChunkPlacer.blocked`; the stream waits for the source and
 calls :meth:`ChunkPlacer.resume`.
 
 Unlike the reference, everything the place function returns is bounds
-checked (API.md §8.9): a heap that would land outside the chunk's ``data``,
+checked (the reference trusts them, and corrupts memory on a bad offset): a
+heap that would land outside the chunk's ``data``,
 ``present`` or ``extra`` is dropped and counted in ``rejected_heaps``.
 """
 
@@ -525,7 +526,7 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
         self, slot: _Slot, cnt: int, length: int, heap_index: int, heap_offset: int,
         extra_offset: int, extra_size: int,
     ) -> bool:
-        """Bounds-check a placement against the chunk (the reference does not: API.md §8.9)."""
+        """Bounds-check a placement against the chunk (the reference does not)."""
         data_size = len(slot.data)
         if heap_offset + length > data_size:
             self._report(

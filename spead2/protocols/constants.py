@@ -1,4 +1,4 @@
-"""SPEAD item IDs, stream-control values and compatibility flags (PROTOCOL.md §2, §8, §10)."""
+"""SPEAD item IDs, stream-control values, compatibility flags and memcpy choices."""
 
 from typing import Final
 

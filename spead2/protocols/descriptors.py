@@ -1,4 +1,4 @@
-"""Item descriptors on the wire: ``RawDescriptor`` ⇄ nested SPEAD packet (PROTOCOL.md §7, §10).
+"""Item descriptors on the wire: ``RawDescriptor`` ⇄ nested SPEAD packet (with the PySPEAD bug-compat variants).
 
 A descriptor travels as the value of a ``DESCRIPTOR_ID`` item: a complete
 SPEAD packet of its own ("nested packet"), whose items are the descriptor's
@@ -91,7 +91,7 @@ def _encode_shape(shape: list[int | None], width: int, variable_flag: int) -> by
 
 
 def encode_descriptor(raw: RawDescriptor, flavour: Flavour) -> bytes:
-    """The nested packet carrying ``raw`` in ``flavour`` (PROTOCOL.md §7.1 and §10).
+    """The nested packet carrying ``raw`` in ``flavour`` (honouring ``flavour.bug_compat``).
 
     Pointers: HEAP_CNT=1, HEAP_LENGTH, PAYLOAD_OFFSET=0, PAYLOAD_LENGTH,
     DESCRIPTOR_ID_ID, then NAME, DESCRIPTION, FORMAT, SHAPE and (only with a
@@ -328,7 +328,7 @@ def _decode_heap(heap: _NestedHeap, bug_compat: int, report: Report) -> RawDescr
 
 
 def decode_descriptors(value: Buffer, bug_compat: int, report: Report = ignore) -> list[RawDescriptor]:
-    """Every descriptor carried by one ``DESCRIPTOR_ID`` value (PROTOCOL.md §7.2).
+    """Every descriptor carried by one ``DESCRIPTOR_ID`` value.
 
     The value is read like a spead2 receiver reads a buffer: back-to-back
     packets, each with its own flavour, assembled into heaps; each complete

@@ -1,4 +1,4 @@
-"""SPEAD flavours: SPEAD-64-XX with XX bits of heap address (PROTOCOL.md §1)."""
+"""SPEAD flavours: SPEAD-64-XX with XX bits of heap address."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The live-heap state machine that heap assembly and chunk placement share.
 
-Implements PROTOCOL.md §9.2 up to the point where a packet's payload is
+Implements what a spead2 receiver does with a valid packet up to the point
+where its payload is
 written: which live heap a packet belongs to (per substream, ``cnt %
 substreams``, at most ``max_heaps`` each, the oldest-created evicted when a
 substream is full), whether it may join it (flavour, HEAP_LENGTH

@@ -1,7 +1,8 @@
 """Decoding one received SPEAD packet, and finding packet boundaries in a byte stream.
 
-PROTOCOL.md §1 gives the layout and §9.1 the checks a receiver makes, in
-order; every rejected packet is reported (INFO, see :mod:`.report`) with the
+The checks are those a spead2 receiver makes, in its order (size, magic
+and version, flavour, item count, required items, payload length and
+offset); every rejected packet is reported (INFO, see :mod:`.report`) with the
 reference's text. This is the per-packet hot path, so it does the least
 Python work it can: one precompiled ``struct`` call for the header, one for
 all the item pointers, and a fast path for the usual pointer order.
@@ -114,9 +115,9 @@ def decode_packet(data: Buffer, report: Report = ignore) -> DecodedPacket | None
     """Decode the header and item pointers of the packet that is all of ``data``.
 
     Returns ``None`` (after an INFO ``report``, see :mod:`.report`) for a packet that fails
-    any check of PROTOCOL.md §9.1, including a packet longer than its header
-    says (``discarding packet due to size mismatch``). Never raises for bad
-    content.
+    any check a spead2 receiver makes (see the module docstring), including a packet
+    longer than its header says (``discarding packet due to size mismatch``). Never
+    raises for bad content.
     """
     size = len(data)  # type: ignore[arg-type]
     if size >= 40:

@@ -1,4 +1,4 @@
-"""Send side: one heap and its cnt become a sequence of packets (PROTOCOL.md §6).
+"""Send side: one heap and its cnt become a sequence of packets, byte for byte as spead2 4.5.1.
 
 Each packet is a list of buffers: the header and item pointers in one
 ``bytes`` object, then zero-copy slices of the item buffers and, at the end

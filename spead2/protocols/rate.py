@@ -1,4 +1,4 @@
-"""Send-side rate limiting as pure arithmetic (PROTOCOL.md §6.5).
+"""Send-side rate limiting (``rate``, ``burst_size``, ``burst_rate_ratio``) as pure arithmetic.
 
 The limiter never reads a clock: the caller passes the current time with each
 packet and gets back the time at which that packet may go. Times are plain

@@ -4,7 +4,7 @@ A stream keeps its statistics as a plain ``list[int]`` that the assembler
 updates in place (core statistics at fixed indices 0–8, then the custom
 statistics registered on the ``StreamConfig``, then the extras of
 :data:`EXTRA_STATS`); :class:`StreamStats` is the read-side snapshot,
-mapping-like by name and sequence-like by index (API.md §2.5).
+mapping-like by name and sequence-like by index, as the reference's.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Sans-IO and stateless apart from per-descriptor precomputation: a
 :class:`ValueCodec` is built once from a descriptor's shape, order, dtype and
-format and then encodes values for sending (API.md §7.1) and decodes received
-bytes (API.md §7.2).
+format and then encodes values for sending (as ``Item.to_buffer``) and decodes
+received bytes (as ``Item.set_from_raw``), with the reference's rules.
 
 Three encodings exist:
 
@@ -108,7 +108,7 @@ def compatible_shape(expected: Sequence[int | None], shape: Sequence[int | None]
 
 
 # --------------------------------------------------------------------------
-# numpy header text (PROTOCOL.md §7.1)
+# numpy header text (the descriptor's NUMPY_HEADER item)
 
 
 def make_numpy_header(dtype: np.dtype[Any], order: str, shape: Sequence[int]) -> str:
@@ -282,7 +282,7 @@ class ValueCodec:
     # -------------------------------------------------------------- encoding
 
     def encode(self, value: Any) -> Any:
-        """Encode ``value`` to an object exposing the bytes to send (API.md §7.1).
+        """Encode ``value`` to an object exposing the bytes to send (``Item.to_buffer``).
 
         Native values come back as numpy arrays sharing the value's memory
         when no conversion is needed; bit-packed values as a ``bytearray``.
@@ -335,7 +335,7 @@ class ValueCodec:
     # -------------------------------------------------------------- decoding
 
     def decode(self, raw: memoryview, is_immediate: bool, new_order: str, name: str) -> Any:
-        """Decode received bytes ``raw`` into a value (API.md §7.2).
+        """Decode received bytes ``raw`` into a value (``Item.set_from_raw``).
 
         Immediates are right-aligned in ``raw`` so their bytes are taken from
         the end; addressed values from the start (extra bytes are ignored).

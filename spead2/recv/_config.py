@@ -1,4 +1,4 @@
-"""Receive-stream configuration: ``StreamConfig`` and ``RingStreamConfig`` (API.md §2.3, §2.4).
+"""Receive-stream configuration: ``StreamConfig`` and ``RingStreamConfig``.
 
 Both are keyword-only and every option is a read/write property, validated
 on every assignment. Unsigned options reject negative or non-integer values
@@ -9,18 +9,18 @@ that are integers get a ``ValueError`` naming the option.
 from __future__ import annotations
 
 import operator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, overload
 
 from ..protocols.constants import BUG_COMPAT_PYSPEAD_0_5_2, MEMCPY_NONTEMPORAL, MEMCPY_STD
 from ..protocols.stats import StreamStatConfig, core_stat_configs
 
-__all__ = ["StreamConfig", "RingStreamConfig"]
+__all__ = ["FlagOption", "RingStreamConfig", "StreamConfig", "UintOption", "uint64_arg"]
 
 _UINT64_LIMIT = 1 << 64
 
 
-def _uint(name: str, value: object) -> int:
-    """``value`` as an unsigned 64-bit integer, or ``TypeError`` naming the option."""
+def uint64_arg(name: str, value: object) -> int:
+    """``value`` as an unsigned 64-bit integer, or ``TypeError`` naming it (as the reference's binding)."""
     try:
         result = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
@@ -32,13 +32,72 @@ def _uint(name: str, value: object) -> int:
     return result
 
 
-def _flag(name: str, value: object) -> bool:
+def flag_arg(name: str, value: object) -> bool:
     """Truth value the way the reference's binding takes it: None is False; str, lists etc. are not flags."""
     if value is None:
         return False
     if isinstance(value, bool) or hasattr(type(value), "__bool__"):
         return bool(value)
     raise TypeError(f"{name} must be a bool, not {type(value).__name__} ({value!r})")
+
+
+class UintOption:
+    """A read/write unsigned 64-bit option of a configuration class, kept in the slot ``_<name>``.
+
+    Every assignment is checked with :func:`uint64_arg`; with ``zero_error``,
+    0 raises ``ValueError(zero_error)`` too.
+    """
+
+    def __init__(self, doc: str, *, zero_error: str | None = None) -> None:
+        self.__doc__ = doc
+        self._zero_error = zero_error
+        self._name = self._slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+        self._slot = "_" + name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> int: ...
+    def __get__(self, instance: object, owner: type | None = None) -> Self | int:
+        if instance is None:
+            return self
+        return getattr(instance, self._slot)  # type: ignore[no-any-return]
+
+    def __set__(self, instance: object, value: int) -> None:
+        value = uint64_arg(self._name, value)
+        if value == 0 and self._zero_error is not None:
+            raise ValueError(self._zero_error)
+        setattr(instance, self._slot, value)
+
+
+class FlagOption:
+    """A read/write flag of a configuration class, kept in the slot ``_<name>``.
+
+    Every assignment is converted with :func:`flag_arg`.
+    """
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self._name = self._slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+        self._slot = "_" + name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> bool: ...
+    def __get__(self, instance: object, owner: type | None = None) -> Self | bool:
+        if instance is None:
+            return self
+        return getattr(instance, self._slot)  # type: ignore[no-any-return]
+
+    def __set__(self, instance: object, value: bool) -> None:
+        setattr(instance, self._slot, flag_arg(self._name, value))
 
 
 def _default_allocator() -> Any:
@@ -114,29 +173,15 @@ class StreamConfig:
 
     # -- options ---------------------------------------------------------------------
 
-    @property
-    def max_heaps(self) -> int:
-        """Partial heaps tracked at once per substream; the oldest is evicted to make room."""
-        return self._max_heaps
+    max_heaps = UintOption(
+        "Partial heaps tracked at once per substream; the oldest is evicted to make room.",
+        zero_error="max_heaps cannot be 0 (got max_heaps=0)",
+    )
 
-    @max_heaps.setter
-    def max_heaps(self, value: int) -> None:
-        value = _uint("max_heaps", value)
-        if value == 0:
-            raise ValueError("max_heaps cannot be 0 (got max_heaps=0)")
-        self._max_heaps = value
-
-    @property
-    def substreams(self) -> int:
-        """Heap cnt modulo this selects the substream whose partial heaps a packet joins."""
-        return self._substreams
-
-    @substreams.setter
-    def substreams(self, value: int) -> None:
-        value = _uint("substreams", value)
-        if value == 0:
-            raise ValueError("substreams cannot be 0 (got substreams=0)")
-        self._substreams = value
+    substreams = UintOption(
+        "Heap cnt modulo this selects the substream whose partial heaps a packet joins.",
+        zero_error="substreams cannot be 0 (got substreams=0)",
+    )
 
     @property
     def bug_compat(self) -> int:
@@ -145,7 +190,7 @@ class StreamConfig:
 
     @bug_compat.setter
     def bug_compat(self, value: int) -> None:
-        value = _uint("bug_compat", value)
+        value = uint64_arg("bug_compat", value)
         if value & ~BUG_COMPAT_PYSPEAD_0_5_2:
             raise ValueError(
                 f"unknown compatibility bits in bug_compat (got bug_compat={value:#x})"
@@ -176,50 +221,17 @@ class StreamConfig:
     def memory_allocator(self, value: Any) -> None:
         self._memory_allocator = _allocator(value)
 
-    @property
-    def stop_on_stop_item(self) -> bool:
-        """Whether a stream-control stop item ends the stream."""
-        return self._stop_on_stop_item
+    stop_on_stop_item = FlagOption("Whether a stream-control stop item ends the stream.")
 
-    @stop_on_stop_item.setter
-    def stop_on_stop_item(self, value: bool) -> None:
-        self._stop_on_stop_item = _flag("stop_on_stop_item", value)
+    allow_unsized_heaps = FlagOption("Whether packets without HEAP_LENGTH are accepted.")
 
-    @property
-    def allow_unsized_heaps(self) -> bool:
-        """Whether packets without HEAP_LENGTH are accepted."""
-        return self._allow_unsized_heaps
+    allow_out_of_order = FlagOption("Whether the packets of a heap may arrive in any order.")
 
-    @allow_unsized_heaps.setter
-    def allow_unsized_heaps(self, value: bool) -> None:
-        self._allow_unsized_heaps = _flag("allow_unsized_heaps", value)
+    stream_id = UintOption("Identifier copied into chunks produced by chunk streams.")
 
-    @property
-    def allow_out_of_order(self) -> bool:
-        """Whether the packets of a heap may arrive in any order."""
-        return self._allow_out_of_order
-
-    @allow_out_of_order.setter
-    def allow_out_of_order(self, value: bool) -> None:
-        self._allow_out_of_order = _flag("allow_out_of_order", value)
-
-    @property
-    def stream_id(self) -> int:
-        """Identifier copied into chunks produced by chunk streams."""
-        return self._stream_id
-
-    @stream_id.setter
-    def stream_id(self, value: int) -> None:
-        self._stream_id = _uint("stream_id", value)
-
-    @property
-    def explicit_start(self) -> bool:
-        """Whether readers wait for ``Stream.start()`` before delivering anything."""
-        return self._explicit_start
-
-    @explicit_start.setter
-    def explicit_start(self, value: bool) -> None:
-        self._explicit_start = _flag("explicit_start", value)
+    explicit_start = FlagOption(
+        "Whether readers wait for ``Stream.start()`` before delivering anything.",
+    )
 
     # -- statistics ------------------------------------------------------------------
 
@@ -263,13 +275,13 @@ class StreamConfig:
 
     def __repr__(self) -> str:
         return (
-            f"StreamConfig(max_heaps={self._max_heaps}, substreams={self._substreams}, "
+            f"StreamConfig(max_heaps={self.max_heaps}, substreams={self.substreams}, "
             f"bug_compat={self._bug_compat}, memcpy={self._memcpy}, "
             f"memory_allocator={self._memory_allocator!r}, "
-            f"stop_on_stop_item={self._stop_on_stop_item}, "
-            f"allow_unsized_heaps={self._allow_unsized_heaps}, "
-            f"allow_out_of_order={self._allow_out_of_order}, stream_id={self._stream_id}, "
-            f"explicit_start={self._explicit_start})"
+            f"stop_on_stop_item={self.stop_on_stop_item}, "
+            f"allow_unsized_heaps={self.allow_unsized_heaps}, "
+            f"allow_out_of_order={self.allow_out_of_order}, stream_id={self.stream_id}, "
+            f"explicit_start={self.explicit_start})"
         )
 
 
@@ -292,35 +304,18 @@ class RingStreamConfig:
         self.contiguous_only = contiguous_only
         self.incomplete_keep_payload_ranges = incomplete_keep_payload_ranges
 
-    @property
-    def heaps(self) -> int:
-        """Capacity of the ring, in heaps."""
-        return self._heaps
+    heaps = UintOption(
+        "Capacity of the ring, in heaps.",
+        zero_error="heaps must be at least 1 (got heaps=0)",
+    )
 
-    @heaps.setter
-    def heaps(self, value: int) -> None:
-        value = _uint("heaps", value)
-        if value == 0:
-            raise ValueError("heaps must be at least 1 (got heaps=0)")
-        self._heaps = value
+    contiguous_only = FlagOption(
+        "If False, incomplete heaps are delivered as ``IncompleteHeap`` instead of dropped.",
+    )
 
-    @property
-    def contiguous_only(self) -> bool:
-        """If False, incomplete heaps are delivered as ``IncompleteHeap`` instead of dropped."""
-        return self._contiguous_only
-
-    @contiguous_only.setter
-    def contiguous_only(self, value: bool) -> None:
-        self._contiguous_only = _flag("contiguous_only", value)
-
-    @property
-    def incomplete_keep_payload_ranges(self) -> bool:
-        """Whether delivered incomplete heaps list the byte ranges that arrived."""
-        return self._incomplete_keep_payload_ranges
-
-    @incomplete_keep_payload_ranges.setter
-    def incomplete_keep_payload_ranges(self, value: bool) -> None:
-        self._incomplete_keep_payload_ranges = _flag("incomplete_keep_payload_ranges", value)
+    incomplete_keep_payload_ranges = FlagOption(
+        "Whether delivered incomplete heaps list the byte ranges that arrived.",
+    )
 
     def copy(self) -> RingStreamConfig:
         """An independent copy."""
@@ -333,6 +328,6 @@ class RingStreamConfig:
 
     def __repr__(self) -> str:
         return (
-            f"RingStreamConfig(heaps={self._heaps}, contiguous_only={self._contiguous_only}, "
-            f"incomplete_keep_payload_ranges={self._incomplete_keep_payload_ranges})"
+            f"RingStreamConfig(heaps={self.heaps}, contiguous_only={self.contiguous_only}, "
+            f"incomplete_keep_payload_ranges={self.incomplete_keep_payload_ranges})"
         )

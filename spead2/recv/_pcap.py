@@ -28,9 +28,11 @@ class PcapReaders:
         ``filter`` is a BPF expression in tcpdump's syntax (e.g. ``"udp port
         7148"``); '' keeps every frame. Ethernet (with or without 802.1Q tags)
         and Linux cooked (v1 and v2) captures of IPv4 and IPv6 are read;
-        frames holding no UDP datagram, IP fragments and frames captured
-        shorter than their wire length are skipped and counted in
-        ``invalid_packets``. Frames are replayed in file order, as fast as the
+        frames holding no UDP datagram and IP fragments are skipped and
+        counted in the ``skipped_frames`` statistic, malformed frames and
+        frames captured shorter than their wire length in
+        ``invalid_packets`` (each shown where the stream's config registers
+        it with ``add_stat``). Frames are replayed in file order, as fast as the
         consumer allows (nothing is dropped); the end of the file stops the
         stream.
 

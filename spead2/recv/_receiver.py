@@ -3,8 +3,9 @@
 ``ReceiverCore`` lives on the stream's event loop and implements the
 transports' ``StreamSink``: :meth:`ReceiverCore.feed` is the one call readers
 make per batch, and it keeps the batch statistics. Subclasses decide where
-packets go (a heap ring, or chunks) by providing ``assembler``,
-``batch_done``, ``ring_full``, ``wait_for_space`` and ``finish``. ``_Stream`` is the user-facing base class
+packets go (a heap ring, or chunks) by providing ``packet_consumer`` (their
+heap assembler or chunk placer), ``batch_done``, ``ring_full``,
+``wait_for_space`` and ``finish``. ``_Stream`` is the user-facing base class
 with the reader methods (the reference's ``_Stream``).
 """
 
@@ -93,7 +94,7 @@ class ReceiverCore:
     # -- StreamSink, for the transports ------------------------------------------------
 
     #: Where readers' packets go (set by subclasses).
-    assembler: PacketConsumer
+    packet_consumer: PacketConsumer
 
     def feed(self, packets: Sequence[Buffer]) -> int:
         """A reader's batch: process it, account for it, wake consumers once.
@@ -104,13 +105,13 @@ class ReceiverCore:
         if type(packets) is PacketBatch:
             # One buffer: the core's batch path (runs copied whole).
             n = len(packets)
-            running = self.assembler.add_batch(packets)
+            running = self.packet_consumer.add_batch(packets)
         elif type(packets) is PlacedBatch:
             # Its first packets were received in place (see protocols/placement.py).
             n = packets.placed + len(packets)
-            running = self.assembler.add_placed_batch(packets)
+            running = self.packet_consumer.add_placed_batch(packets)
         else:
-            add_packet = self.assembler.add_packet
+            add_packet = self.packet_consumer.add_packet
             n = 0
             running = True
             for packet in packets:
@@ -131,7 +132,7 @@ class ReceiverCore:
 
     def placement(self, limit: int) -> Placement | None:
         """Where the next packets go if they continue the current heap (see ``StreamSink``)."""
-        return None if self.stopped else self.assembler.placement(limit)
+        return None if self.stopped else self.packet_consumer.placement(limit)
 
     def batch_done(self) -> None:
         """A batch was fed: hand its results to the consumer (subclasses)."""

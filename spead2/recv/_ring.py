@@ -21,7 +21,6 @@ Consumers may be blocking threads (``get``) or coroutines on any loop
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import Any
 
 from .._errors import Empty, Stopped
 from .._log import logger
+from ._wakeup import ReadinessFd, running_loop, wake
 
 _STOPPED_MSG = "ring buffer has been stopped"
 #: What a waiter's future gets when the ring stops. Not an exception stored in
@@ -61,8 +61,7 @@ class HeapRing:
         self._async_waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
         self._serve_scheduled: set[asyncio.AbstractEventLoop] = set()
         self._space_waiters: list[asyncio.Future[None]] = []
-        self._signal_fd: tuple[int, int] | None = None
-        self._signalled = False
+        self._readiness: ReadinessFd | None = None
         self._stopped = False
 
     # -- producer side (on the producer loop's thread) -------------------------
@@ -119,8 +118,8 @@ class HeapRing:
                 for waiter in self._sync_waiters:
                     waiter.release()
                 self._sync_waiters.clear()
-            if self._signal_fd is not None:
-                self._set_signal_locked()
+            if self._readiness is not None:
+                self._readiness.set(True)
             loops = {loop for loop, _ in self._async_waiters} - self._serve_scheduled
             self._serve_scheduled |= loops
         for loop in loops:
@@ -250,8 +249,8 @@ class HeapRing:
             item = self._take_locked()
             if self._space_waiters and len(self._items) < self.capacity:
                 self._release_space_locked()
-            if not self._items and self._signalled:
-                self._clear_signal_locked()
+            if not self._items and self._readiness is not None:
+                self._readiness.set(self._stopped)
             return item
         if self._stopped:
             raise Stopped(_STOPPED_MSG)
@@ -268,7 +267,7 @@ class HeapRing:
             self._schedule_serve(loop)
 
     def _schedule_serve(self, loop: asyncio.AbstractEventLoop) -> None:
-        if _running_loop() is loop:
+        if running_loop() is loop:
             self._serve(loop)
         else:
             try:
@@ -317,15 +316,7 @@ class HeapRing:
 
     def _release_space_locked(self) -> None:
         waiters, self._space_waiters = self._space_waiters, []
-        if _running_loop() is self._producer_loop:
-            for waiter in waiters:
-                _resolve(waiter)
-            return
-        for waiter in waiters:
-            try:
-                self._producer_loop.call_soon_threadsafe(_resolve, waiter)
-            except RuntimeError:  # producer loop closed: nothing is waiting any more
-                return
+        wake([(self._producer_loop, waiter) for waiter in waiters])
 
     # -- readiness file descriptor (``Stream.fd``) ----------------------------------
 
@@ -335,46 +326,13 @@ class HeapRing:
         Created on first use, so streams whose ``fd`` nobody asks for pay nothing.
         """
         with self._lock:
-            if self._signal_fd is None:
-                read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-                self._signal_fd = (read_fd, write_fd)
-                if self._items or self._stopped:
-                    self._set_signal_locked()
-            return self._signal_fd[0]
-
-    def _set_signal_locked(self) -> None:
-        if self._signal_fd is not None and not self._signalled:
-            try:
-                os.write(self._signal_fd[1], b"\0")
-            except BlockingIOError:  # already readable, which is all that matters
-                pass
-            self._signalled = True
-
-    def _clear_signal_locked(self) -> None:
-        if self._signal_fd is not None and not self._stopped:
-            try:
-                while os.read(self._signal_fd[0], 4096):
-                    pass
-            except BlockingIOError:
-                pass
-            self._signalled = False
+            if self._readiness is None:
+                self._readiness = ReadinessFd(bool(self._items) or self._stopped)
+            return self._readiness.read_fd
 
     def close_fd(self) -> None:
         """Close the readiness pipe, if one was made."""
         with self._lock:
-            fds, self._signal_fd = self._signal_fd, None
-        if fds is not None:
-            for fd in fds:
-                os.close(fd)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+            readiness, self._readiness = self._readiness, None
+        if readiness is not None:
+            readiness.close()

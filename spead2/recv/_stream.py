@@ -36,6 +36,7 @@ class StreamCore(ReceiverCore):
         self.assembler = HeapAssembler(
             config, ring_config, self.ring.put, self.stats, log_limited, self.ring.put_many
         )
+        self.packet_consumer = self.assembler
         self._driver: ReaderDriver | None = None
 
     def batch_done(self) -> None:

@@ -1,4 +1,4 @@
-"""Send stream configuration: :class:`StreamConfig`, :class:`RateMethod`, :class:`GroupMode` (API.md §5.4–5.5)."""
+"""Send stream configuration: :class:`StreamConfig`, :class:`RateMethod`, :class:`GroupMode`."""
 
 from __future__ import annotations
 

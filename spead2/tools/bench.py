@@ -27,6 +27,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,8 @@ import spead2.recv.asyncio
 import spead2.send
 import spead2.send.asyncio
 
-from . import _options
-from ._options import ReceiverSettings, SenderSettings
+from . import _arguments, _cli, _settings, _stream_options
+from ._settings import ReceiverSettings, SenderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +63,17 @@ EXAMPLES = [
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: ``--log``, then the ``agent`` or ``master`` subcommand."""
-    parser = _options.make_parser(prog, DESCRIPTION, EXAMPLES)
-    _options.add_log_argument(parser)
+    parser = _cli.make_parser(prog, DESCRIPTION, EXAMPLES)
+    _cli.add_log_argument(parser)
     subparsers = parser.add_subparsers(title="subcommands", dest="command", required=True)
 
     agent = subparsers.add_parser("agent", help="Receive the heaps of a master")
-    agent.add_argument("port", type=_options.non_negative_int, metavar="PORT")
+    agent.add_argument("port", type=_arguments.non_negative_int, metavar="PORT")
 
     master = subparsers.add_parser("master", help="Send heaps to an agent and find the rate")
     master.add_argument("--quiet", action="store_true", help="Print only the final result")
     master.add_argument(
-        "--heap-size", metavar="BYTES", type=_options.positive_int, default=4194304,
+        "--heap-size", metavar="BYTES", type=_arguments.positive_int, default=4194304,
         help="Payload size for heap [4194304]",
     )
     master.add_argument(
@@ -80,23 +81,23 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     master.add_argument("--pyspead", action="store_true", help="Be bug-compatible with PySPEAD")
     master.add_argument(
-        "--pass-bytes", metavar="BYTES", type=_options.number, default=1e9,
+        "--pass-bytes", metavar="BYTES", type=_arguments.number, default=1e9,
         help="Bytes per measurement pass (at least; more at high rates) [1e9] "
         "(an extension: lower it for a quick, coarse search)",
     )
     master.add_argument(
-        "--passes", metavar="N", type=_options.positive_int, default=5,
+        "--passes", metavar="N", type=_arguments.positive_int, default=5,
         help="Passes per measurement, all of which must be lossless [5] (an extension)",
     )
     master.add_argument(
-        "--precision", metavar="FRACTION", type=_options.number, default=0.02,
+        "--precision", metavar="FRACTION", type=_arguments.number, default=0.02,
         help="Stop searching when the rate is known to within this fraction [0.02] (an extension)",
     )
     group = master.add_argument_group("sender options")
-    _options.add_sender_arguments(group, io_prefix="send-", packet=False, rate=False)
+    _stream_options.add_sender_arguments(group, io_prefix="send-", packet=False, rate=False)
     group = master.add_argument_group("receiver options")
-    _options.add_receiver_arguments(group, io_prefix="recv-", mem_pool=False)
-    master.add_argument("endpoint", metavar="HOST:PORT", type=_options.parse_endpoint)
+    _stream_options.add_receiver_arguments(group, io_prefix="recv-", mem_pool=False)
+    master.add_argument("endpoint", metavar="HOST:PORT", type=_arguments.parse_endpoint)
     return parser
 
 
@@ -105,14 +106,12 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "master":
-        _options.refuse_ibverbs(parser, args, "send-")
-        _options.refuse_ibverbs(parser, args, "recv-")
+        _stream_options.check_sender_arguments(parser, args, "send-")
+        _stream_options.refuse_ibverbs(parser, args, "recv-")
         if args.pass_bytes <= 0:
             parser.error(f"--pass-bytes must be positive, got {args.pass_bytes}")
         if not 0 < args.precision < 1:
             parser.error(f"--precision must be between 0 and 1, got {args.precision}")
-        if args.burst_rate_ratio < 1.0 or not np.isfinite(args.burst_rate_ratio):
-            parser.error(f"--burst-rate-ratio must be at least 1.0 and finite, got {args.burst_rate_ratio}")
     return args
 
 
@@ -140,11 +139,11 @@ class AgentConnection:
         settings = ReceiverSettings.from_json(message.get("receiver", {}), message.get("protocol", {}))
         if message.get("receiver", {}).get("ibv"):
             raise ValueError("ibverbs was requested, but this agent has no ibverbs support")
-        host, port = _options.parse_endpoint(str(args["endpoint"]))
+        host, port = _arguments.parse_endpoint(str(args["endpoint"]))
         if args.get("multicast"):
             host = args["multicast"]
         thread_pool = spead2.ThreadPool(settings.threads, settings.affinity or None)
-        stream = await _options.make_recv_stream(thread_pool, settings)
+        stream = await _settings.make_recv_stream(thread_pool, settings)
         try:
             settings.add_reader(stream, (host, port))
         except BaseException:
@@ -273,7 +272,7 @@ class Master:
         self.sender = SenderSettings.from_args(args, "send-")
         self.sender.pyspead = args.pyspead
         self.sender.packet = self.receiver.max_packet()
-        pool_affinity = _options.apply_affinity(self.sender.affinity)
+        pool_affinity = _stream_options.apply_affinity(self.sender.affinity)
         self.thread_pool = spead2.ThreadPool(self.sender.threads, pool_affinity)
         self.item_group = spead2.send.ItemGroup(flavour=self.sender.flavour())
         self.item_group.add_item(
@@ -381,14 +380,16 @@ async def run_master(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
+    """The subcommand's coroutine: the agent or the master."""
+    if args.command == "agent":
+        return run_agent(args.port)
+    return run_master(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spead2_bench`` / ``spead2_bench.py``."""
-    prog = _options.prog_name("spead2_bench")
-    args = parse_args(argv, prog)
-    _options.setup_logging(args.log)
-    if args.command == "agent":
-        return _options.run_main(prog, run_agent(args.port))
-    return _options.run_main(prog, run_master(args))
+    return _cli.tool_main("spead2_bench", parse_args, run_command, argv)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import time
 from typing import BinaryIO
 
 from ..transports import udp as udp_sockets
-from . import _options
+from . import _arguments, _cli
 from ._pcap_format import FrameBuilder, file_header
 from ._progress import Throughput, live_progress, udp_kernel_drops
 
@@ -238,12 +238,12 @@ EXAMPLES = [
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser."""
-    parser = _options.make_parser(prog, DESCRIPTION, EXAMPLES)
+    parser = _cli.make_parser(prog, DESCRIPTION, EXAMPLES)
     parser.add_argument("output", metavar="OUTPUT", help="pcap file to write")
     parser.add_argument("endpoints", metavar="ENDPOINT", nargs="+", help="what to capture")
-    _options.add_log_argument(parser)
+    _cli.add_log_argument(parser)
     parser.add_argument(
-        "-c", "--count", type=_options.positive_int, default=None,
+        "-c", "--count", type=_arguments.positive_int, default=None,
         help="Stop after this many datagrams [until interrupted]",
     )
     parser.add_argument(
@@ -251,28 +251,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="Join multicast groups on the interface with this address (IPv6: interface index) [any]",
     )
     parser.add_argument(
-        "--buffer", type=_options.non_negative_int, default=8 * 1024 * 1024,
+        "--buffer", type=_arguments.non_negative_int, default=8 * 1024 * 1024,
         help="Socket receive buffer size [8388608]",
     )
     parser.add_argument(
-        "--max-backlog", metavar="BYTES", type=_options.positive_int, default=256 * 1024 * 1024,
+        "--max-backlog", metavar="BYTES", type=_arguments.positive_int, default=256 * 1024 * 1024,
         help="Bytes that may wait for the disk before datagrams are dropped [268435456]",
     )
     return parser
-
-
-def parse_endpoint(text: str) -> tuple[str, int]:
-    """``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT`` → ``(host, port)`` (host '' = any)."""
-    host, sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"expected PORT, HOST:PORT or [IPV6]:PORT, got {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise ValueError(f"port out of range in {text!r}")
-    return (host if sep else ""), number
 
 
 def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
@@ -280,8 +266,8 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
-        args.parsed = [parse_endpoint(text) for text in args.endpoints]
-    except ValueError as exc:
+        args.parsed = [_arguments.parse_listen_endpoint(text) for text in args.endpoints]
+    except argparse.ArgumentTypeError as exc:
         parser.error(f"argument ENDPOINT: {exc}")
     return args
 
@@ -341,7 +327,7 @@ async def async_main(args: argparse.Namespace) -> int:
     print(f"dropped_by_writer: {capture.dropped_by_writer}")
     if writer.error is not None:
         print(
-            f"{args.prog}: error writing {args.output}: {_options.error_message(writer.error)}",
+            f"{args.prog}: error writing {args.output}: {_cli.error_message(writer.error)}",
             file=sys.stderr,
         )
         return 1
@@ -350,11 +336,7 @@ async def async_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spead2_capture``."""
-    prog = _options.prog_name("spead2_capture")
-    args = parse_args(argv, prog)
-    args.prog = prog
-    _options.setup_logging(args.log)
-    return _options.run_main(prog, async_main(args))
+    return _cli.tool_main("spead2_capture", parse_args, async_main, argv)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ import spead2
 import spead2.recv
 import spead2.recv.asyncio
 
-from . import _options
-from ._options import ReceiverSettings, Source
+from . import _arguments, _cli, _settings, _stream_options
+from ._arguments import Source
 from ._progress import Progress, live_progress
+from ._settings import ReceiverSettings
 from .live import LiveView
 from .live._http import serve
 
@@ -58,14 +59,14 @@ EXAMPLES = [
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser (same options and defaults as the reference)."""
-    parser = _options.make_parser(prog, DESCRIPTION, EXAMPLES)
+    parser = _cli.make_parser(prog, DESCRIPTION, EXAMPLES)
     parser.add_argument("source", nargs="+", help="Sources (filename, host:port or port)")
     group = parser.add_argument_group("Output options")
-    _options.add_log_argument(group)
+    _cli.add_log_argument(group)
     group.add_argument("--values", action="store_true", help="Show heap values")
     group.add_argument("--descriptors", action="store_true", help="Show descriptors")
     group.add_argument(
-        "--http-port", type=_options.non_negative_int, default=None,
+        "--http-port", type=_arguments.non_negative_int, default=None,
         help="Serve a live view (plots of the items, rates, losses) on this HTTP port (0: any)",
     )
     group.add_argument(
@@ -74,14 +75,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     group = parser.add_argument_group("Input options")
     group.add_argument(
-        "--max-heaps", type=_options.non_negative_int, default=None,
+        "--max-heaps", type=_arguments.non_negative_int, default=None,
         help="Stop receiving after this many heaps",
     )
     group.add_argument("--joint", action="store_true", help="Treat all sources as a single stream")
     group = parser.add_argument_group("Protocol and performance options")
     group.add_argument("--tcp", action="store_true", help="Use TCP instead of UDP")
     group.add_argument("--pyspead", action="store_true", help="Be bug-compatible with PySPEAD")
-    _options.add_receiver_arguments(group)
+    _stream_options.add_receiver_arguments(group)
     return parser
 
 
@@ -89,11 +90,11 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     """Parse and check the command line (argparse errors exit with status 2)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    _options.refuse_ibverbs(parser, args)
+    _stream_options.refuse_ibverbs(parser, args)
     if args.tcp and args.bind:
         parser.error("--bind applies to UDP and cannot be used with --tcp")
     try:
-        args.sources = [_options.parse_source(text) for text in args.source]
+        args.sources = [_arguments.parse_source(text) for text in args.source]
     except ValueError as exc:
         parser.error(f"argument source: {exc}")
     return args
@@ -131,7 +132,7 @@ class Printer:
     def shutdown(self, name: str, heaps: int, stream: spead2.recv.Stream) -> None:
         """The end-of-stream block: heap count, then one line per statistic."""
         lines = [f"Shutting down stream {name} after {heaps} heaps"]
-        lines += _options.format_stats(stream.stats.items())
+        lines += [f"{stat}: {value}" for stat, value in stream.stats.items()]
         print("\n".join(lines), file=self.out)
 
 
@@ -181,7 +182,7 @@ async def make_streams(
         groups = [(text, [source]) for text, source in zip(args.source, args.sources, strict=True)]
     try:
         for name, sources in groups:
-            stream = await _options.make_recv_stream(thread_pool, settings)
+            stream = await _settings.make_recv_stream(thread_pool, settings)
             streams.append((name, stream))
             for source in sources:
                 settings.add_reader(stream, source)
@@ -207,7 +208,7 @@ async def async_main(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop_all)
     settings = ReceiverSettings.from_args(args)
-    pool_affinity = _options.apply_affinity(settings.affinity)
+    pool_affinity = _stream_options.apply_affinity(settings.affinity)
     thread_pool = spead2.ThreadPool(settings.threads, pool_affinity)
     await make_streams(args, settings, thread_pool, streams)
     if interrupted:
@@ -257,10 +258,7 @@ async def serve_live_view(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spead2_recv`` / ``spead2_recv.py``."""
-    prog = _options.prog_name("spead2_recv")
-    args = parse_args(argv, prog)
-    _options.setup_logging(args.log)
-    return _options.run_main(prog, async_main(args))
+    return _cli.tool_main("spead2_recv", parse_args, async_main, argv)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ import spead2
 import spead2.send
 import spead2.send.asyncio
 
-from . import _options
-from ._options import SenderSettings
+from . import _arguments, _cli, _stream_options
 from ._progress import Throughput, live_progress
+from ._settings import SenderSettings
 
 DESCRIPTION = """\
 Send a stream of dummy heaps (zero-filled test items) over UDP or TCP, for
@@ -53,31 +53,31 @@ EXAMPLES = [
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser (same options and defaults as the reference)."""
-    parser = _options.make_parser(prog, DESCRIPTION, EXAMPLES)
+    parser = _cli.make_parser(prog, DESCRIPTION, EXAMPLES)
     parser.add_argument(
-        "destination", type=_options.parse_endpoint, nargs="+", metavar="HOST:PORT"
+        "destination", type=_arguments.parse_endpoint, nargs="+", metavar="HOST:PORT"
     )
     group = parser.add_argument_group("Data options")
     group.add_argument(
-        "--heap-size", metavar="BYTES", type=_options.positive_int, default=4194304,
+        "--heap-size", metavar="BYTES", type=_arguments.positive_int, default=4194304,
         help="Payload size for heap [4194304]",
     )
     group.add_argument(
-        "--items", type=_options.positive_int, default=1, help="Number of items per heap [1]"
+        "--items", type=_arguments.positive_int, default=1, help="Number of items per heap [1]"
     )
-    group.add_argument("--dtype", type=_options.parse_dtype, default="<c8", help="Numpy data type [<c8]")
+    group.add_argument("--dtype", type=_arguments.parse_dtype, default="<c8", help="Numpy data type [<c8]")
     group.add_argument(
-        "--heaps", type=_options.non_negative_int, default=None,
+        "--heaps", type=_arguments.non_negative_int, default=None,
         help="Number of data heaps to send [infinite]",
     )
     group = parser.add_argument_group("Output options")
-    _options.add_log_argument(group)
+    _cli.add_log_argument(group)
     group = parser.add_argument_group("Protocol and performance options")
     group.add_argument("--tcp", action="store_true", help="Use TCP instead of UDP")
     group.add_argument("--pyspead", action="store_true", help="Be bug-compatible with PySPEAD")
-    _options.add_sender_arguments(group)
+    _stream_options.add_sender_arguments(group)
     group.add_argument(
-        "--descriptors", type=_options.positive_int, default=None,
+        "--descriptors", type=_arguments.positive_int, default=None,
         help="Description issue frequency [only at start]",
     )
     return parser
@@ -87,13 +87,11 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     """Parse and check the command line (argparse errors exit with status 2)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    _options.refuse_ibverbs(parser, args)
+    _stream_options.check_sender_arguments(parser, args)
     if args.tcp and len(args.destination) > 1:
         parser.error("only one destination is supported with TCP")
     if args.tcp and args.ttl is not None:
         parser.error("--ttl applies to UDP multicast and cannot be used with --tcp")
-    if args.burst_rate_ratio < 1.0 or not np.isfinite(args.burst_rate_ratio):
-        parser.error(f"--burst-rate-ratio must be at least 1.0 and finite, got {args.burst_rate_ratio}")
     if args.dtype.hasobject or args.dtype.itemsize == 0:
         parser.error(f"--dtype {args.dtype} cannot be sent (it needs a fixed-size, non-object dtype)")
     if args.heap_size < args.items * args.dtype.itemsize:
@@ -203,7 +201,7 @@ async def async_main(args: argparse.Namespace) -> int:
     sender: Sender | None = None
     try:
         settings = SenderSettings.from_args(args)
-        pool_affinity = _options.apply_affinity(settings.affinity)
+        pool_affinity = _stream_options.apply_affinity(settings.affinity)
         thread_pool = spead2.ThreadPool(settings.threads, pool_affinity)
         item_group = make_item_group(args, settings.flavour())
         stream = await settings.make_stream(thread_pool, args.destination)
@@ -231,10 +229,7 @@ async def async_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spead2_send`` / ``spead2_send.py``."""
-    prog = _options.prog_name("spead2_send")
-    args = parse_args(argv, prog)
-    _options.setup_logging(args.log)
-    return _options.run_main(prog, async_main(args))
+    return _cli.tool_main("spead2_send", parse_args, async_main, argv)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ soon as no more data is waiting, not when it is full. Worker and relay
 threads are daemons: a reader blocked on a silent capture never holds up
 interpreter exit.
 
-Frames that carry no UDP datagram, IP fragments (which cannot be reassembled
-one frame at a time), malformed frames and frames captured shorter than they
-were on the wire are skipped; each is counted in the stream's
-``invalid_packets`` statistic, and the breakdown is logged at the end.
+Frames that carry no UDP datagram and IP fragments (which cannot be
+reassembled one frame at a time) are skipped and counted in the stream's
+``skipped_frames`` statistic; malformed frames and frames captured shorter
+than they were on the wire are dropped and counted in ``invalid_packets``
+(each shown where the stream's config registers it with ``add_stat``). The
+breakdown by reason is logged at the end.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The listening socket is created (or duplicated from the caller's) in the
 caller's thread; the :class:`TcpReader` accepts exactly one connection on the
 stream's loop, closes the listener and reads the connection through an
 :class:`asyncio.BufferedProtocol`. The protocol reads straight into its own
-buffer and frames packets there (PROTOCOL.md §11), handing the assembler
+buffer and frames packets there (packets back to back, each one's end found
+from its header), handing the stream's packet consumer
 slices of that buffer; a packet cut by the end of a read stays where it is
 until the rest arrives, and only when the buffer's tail runs short are its
 bytes moved to the front (into a second buffer, so the move never overlaps).

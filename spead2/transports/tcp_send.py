@@ -1,6 +1,7 @@
 """TCP send: connecting ``TcpStream``'s socket, and the transports that write packets to it.
 
-Packets are written back to back with no extra framing (PROTOCOL.md §11),
+Packets are written back to back with no extra framing (a receiver finds
+each packet's end from its header),
 each with ``socket.sendmsg`` on the packetizer's list of buffers. When the
 kernel takes only part of a packet, the unsent tail — memoryviews, not
 copies — waits in a :class:`streamview.Stream` and is written as the socket

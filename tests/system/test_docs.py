@@ -451,3 +451,20 @@ def test_site_stands_alone(site: Path) -> None:
         for line in internal_citations(text):
             found.append(f"{page.relative_to(site)}: {line[:120]}")
     assert not found, "\n".join(found)
+
+
+# -- the module map ---------------------------------------------------------------------
+
+
+def test_architecture_names_every_module() -> None:
+    """docs/architecture.md names every module of the package by its path under ``spead2/``,
+    and every module path it names exists (so the map stays complete and true)."""
+    text = (DOCS / "architecture.md").read_text()
+    package = ROOT / "spead2"
+    modules = {path.relative_to(package).as_posix() for path in package.rglob("*.py")}
+    missing = sorted(module for module in modules if f"`{module}`" not in text)
+    assert not missing, f"docs/architecture.md does not name these modules: {missing}"
+    named = set(re.findall(r"`(?:spead2/)?([\w/]+\.py)`", text))
+    elsewhere = ("tests/", "bench/", "examples/", "docs/", "scripts/")
+    stale = sorted(n for n in named if n not in modules and not n.startswith(elsewhere))
+    assert not stale, f"docs/architecture.md names modules that do not exist: {stale}"

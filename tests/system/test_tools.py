@@ -29,7 +29,17 @@ import pytest
 import spead2
 import spead2.recv
 import spead2.send
-from spead2.tools import _options, _pcap_format, _progress, bench, capture, recv, send
+from spead2.tools import (
+    _arguments,
+    _cli,
+    _pcap_format,
+    _progress,
+    _settings,
+    bench,
+    capture,
+    recv,
+    send,
+)
 from tests.helpers.tools import (
     READY_TIMEOUT,
     TerminalProcess,
@@ -146,7 +156,7 @@ def test_send_settings_build_the_stream_config() -> None:
         "--packet", "9000", "--burst", "1000", "--burst-rate-ratio", "1.5", "--max-heaps", "9",
         "--rate-method", "SW", "--rate", "8", "--addr-bits", "48", "--pyspead", "h:1",
     ])
-    settings = _options.SenderSettings.from_args(args)
+    settings = _settings.SenderSettings.from_args(args)
     config = settings.stream_config()
     assert config.max_packet_size == 9000
     assert config.burst_size == 1000
@@ -249,7 +259,7 @@ def test_recv_settings_build_the_configs() -> None:
         "--ring-heaps", "5", "--mem-pool", "--mem-lower", "10", "--mem-upper", "20",
         "--mem-max-free", "3", "--mem-initial", "2", "7148",
     ])
-    settings = _options.ReceiverSettings.from_args(args)
+    settings = _settings.ReceiverSettings.from_args(args)
     config = settings.stream_config()
     assert config.max_heaps == 7
     assert config.substreams == 3
@@ -283,8 +293,8 @@ class RecordingStream:
         ([], "t1.pcap", ("add_udp_pcap_file_reader", "t1.pcap")),
     ],
 )
-def test_recv_reader_selection(argv: list[str], source: _options.Source, call: tuple[Any, ...]) -> None:
-    settings = _options.ReceiverSettings.from_args(recv.parse_args([*argv, "1"]))
+def test_recv_reader_selection(argv: list[str], source: _arguments.Source, call: tuple[Any, ...]) -> None:
+    settings = _settings.ReceiverSettings.from_args(recv.parse_args([*argv, "1"]))
     stream = RecordingStream()
     settings.add_reader(stream, source)  # type: ignore[arg-type]
     assert stream.calls == [call]
@@ -414,7 +424,7 @@ def test_bench_control_message_matches_reference_keys() -> None:
         "mem_max_free": 12, "mem_initial": 8, "packet": 9200, "ibv_max_poll": 10,
     }
     # ...and an agent reads it back into the same settings.
-    settings = _options.ReceiverSettings.from_json(message["receiver"], message["protocol"])
+    settings = _settings.ReceiverSettings.from_json(message["receiver"], message["protocol"])
     assert settings.mem_pool and settings.mem_lower == 1000000 and settings.max_packet() == 9200
 
 
@@ -975,8 +985,8 @@ def test_capture_refuses_bad_endpoint(capsys: pytest.CaptureFixture[str]) -> Non
         capture.parse_args(["out.pcap", "host:notaport"], "spead2_capture")
     assert info.value.code == 2
     assert "expected PORT, HOST:PORT or [IPV6]:PORT, got 'host:notaport'" in capsys.readouterr().err
-    assert capture.parse_endpoint("[::1]:7148") == ("::1", 7148)
-    assert capture.parse_endpoint("7148") == ("", 7148)
+    assert _arguments.parse_listen_endpoint("[::1]:7148") == ("::1", 7148)
+    assert _arguments.parse_listen_endpoint("7148") == ("", 7148)
 
 
 # -- the bench, for real over loopback ----------------------------------------------------
@@ -1029,6 +1039,6 @@ def test_help(tool: str) -> None:
 
 def test_prog_name_follows_the_script(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["/usr/bin/spead2_send.py"])
-    assert _options.prog_name("spead2_send") == "spead2_send.py"
+    assert _cli.prog_name("spead2_send") == "spead2_send.py"
     monkeypatch.setattr(sys, "argv", ["/x/spead2/tools/send.py"])
-    assert _options.prog_name("spead2_send") == "spead2_send"
+    assert _cli.prog_name("spead2_send") == "spead2_send"

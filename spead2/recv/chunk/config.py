@@ -2,8 +2,7 @@
 
 :class:`Chunk` holds the user's buffers; :class:`ChunkStreamConfig` says how
 a chunk stream places heaps (its place callback is validated by
-:mod:`._chunk_place`). :func:`uint64_arg` checks every unsigned option of the
-chunk-stream classes.
+:mod:`.place`).
 """
 
 from __future__ import annotations
@@ -12,24 +11,10 @@ import operator
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from .._config import UintOption, uint64_arg
 from .place import check_place
 
-__all__ = ["Chunk", "ChunkStreamConfig", "uint64_arg"]
-
-_UINT64_LIMIT = 1 << 64
-
-
-def uint64_arg(name: str, value: object) -> int:
-    """``value`` as an unsigned 64-bit integer, or ``TypeError`` naming it (as the reference's binding)."""
-    try:
-        result = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a non-negative integer, not {type(value).__name__} ({value!r})"
-        ) from None
-    if not 0 <= result < _UINT64_LIMIT:
-        raise TypeError(f"{name} must be a non-negative integer below 2**64 (got {name}={result})")
-    return result
+__all__ = ["Chunk", "ChunkStreamConfig"]
 
 
 # =====================================================================================
@@ -90,14 +75,7 @@ class Chunk:
             raise TypeError(f"chunk_id must fit in a signed 64-bit integer (got {value})")
         self._chunk_id = value
 
-    @property
-    def stream_id(self) -> int:
-        """``StreamConfig.stream_id`` of the stream that filled the chunk."""
-        return self._stream_id
-
-    @stream_id.setter
-    def stream_id(self, value: int) -> None:
-        self._stream_id = uint64_arg("stream_id", value)
+    stream_id = UintOption("``StreamConfig.stream_id`` of the stream that filled the chunk.")
 
     @property
     def present(self) -> Any:
@@ -130,7 +108,7 @@ class Chunk:
         self._extra = value
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} chunk_id={self._chunk_id} stream_id={self._stream_id}>"
+        return f"<{type(self).__name__} chunk_id={self._chunk_id} stream_id={self.stream_id}>"
 
 
 # =====================================================================================
@@ -180,17 +158,10 @@ class ChunkStreamConfig:
             raise TypeError(f"items must be a sequence of item IDs, not {type(value).__name__}") from None
         self._items = [uint64_arg("items entry", item) for item in entries]
 
-    @property
-    def max_chunks(self) -> int:
-        """Most chunks under construction at once (the window size)."""
-        return self._max_chunks
-
-    @max_chunks.setter
-    def max_chunks(self, value: int) -> None:
-        value = uint64_arg("max_chunks", value)
-        if value == 0:
-            raise ValueError("max_chunks cannot be 0")
-        self._max_chunks = value
+    max_chunks = UintOption(
+        "Most chunks under construction at once (the window size).",
+        zero_error="max_chunks cannot be 0",
+    )
 
     @property
     def place(self) -> Any:
@@ -201,14 +172,9 @@ class ChunkStreamConfig:
     def place(self, value: Any) -> None:
         self._place = check_place(value)
 
-    @property
-    def max_heap_extra(self) -> int:
-        """Size of the scratch buffer in which the callback may write per-heap extra bytes."""
-        return self._max_heap_extra
-
-    @max_heap_extra.setter
-    def max_heap_extra(self, value: int) -> None:
-        self._max_heap_extra = uint64_arg("max_heap_extra", value)
+    max_heap_extra = UintOption(
+        "Size of the scratch buffer in which the callback may write per-heap extra bytes.",
+    )
 
     @property
     def packet_presence_payload_size(self) -> int:
@@ -232,9 +198,9 @@ class ChunkStreamConfig:
         """An independent copy (sharing the place callback)."""
         other = ChunkStreamConfig.__new__(ChunkStreamConfig)
         other._items = list(self._items)
-        other._max_chunks = self._max_chunks
+        other.max_chunks = self.max_chunks
         other._place = self._place
-        other._max_heap_extra = self._max_heap_extra
+        other.max_heap_extra = self.max_heap_extra
         other._packet_presence = self._packet_presence
         return other
 
@@ -242,7 +208,7 @@ class ChunkStreamConfig:
 
     def __repr__(self) -> str:
         return (
-            f"ChunkStreamConfig(items={self._items}, max_chunks={self._max_chunks}, "
-            f"place={self._place!r}, max_heap_extra={self._max_heap_extra}, "
+            f"ChunkStreamConfig(items={self._items}, max_chunks={self.max_chunks}, "
+            f"place={self._place!r}, max_heap_extra={self.max_heap_extra}, "
             f"packet_presence_payload_size={self._packet_presence})"
         )

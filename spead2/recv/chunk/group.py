@@ -26,10 +26,11 @@ from ...protocols.chunking import (
     TOO_OLD,
     chunk_stream_stat_configs,
 )
-from .._config import StreamConfig
+from .._config import StreamConfig, UintOption
 from .._receiver import _Stream
-from .config import Chunk, ChunkStreamConfig, uint64_arg
-from .rings import ChunkRingbuffer, ChunkRingPair, Waiter, wake
+from .._wakeup import Waiter, wake
+from .config import Chunk, ChunkStreamConfig
+from .rings import ChunkRingbuffer, ChunkRingPair
 from .stream import ChunkStreamCore, StreamChunkSource, drop_undeliverable, flush_to_ring
 
 __all__ = ["ChunkStreamGroupConfig", "ChunkStreamGroupMember", "ChunkStreamRingGroup"]
@@ -57,17 +58,10 @@ class ChunkStreamGroupConfig:
         self.max_chunks = max_chunks
         self.eviction_mode = eviction_mode
 
-    @property
-    def max_chunks(self) -> int:
-        """Most chunks the group holds at once."""
-        return self._max_chunks
-
-    @max_chunks.setter
-    def max_chunks(self, value: int) -> None:
-        value = uint64_arg("max_chunks", value)
-        if value == 0:
-            raise ValueError("max_chunks cannot be 0")
-        self._max_chunks = value
+    max_chunks = UintOption(
+        "Most chunks the group holds at once.",
+        zero_error="max_chunks cannot be 0",
+    )
 
     @property
     def eviction_mode(self) -> ChunkStreamGroupConfig.EvictionMode:
@@ -85,10 +79,10 @@ class ChunkStreamGroupConfig:
 
     def copy(self) -> ChunkStreamGroupConfig:
         """An independent copy."""
-        return ChunkStreamGroupConfig(max_chunks=self._max_chunks, eviction_mode=self._eviction_mode)
+        return ChunkStreamGroupConfig(max_chunks=self.max_chunks, eviction_mode=self._eviction_mode)
 
     def __repr__(self) -> str:
-        return f"ChunkStreamGroupConfig(max_chunks={self._max_chunks}, eviction_mode={self._eviction_mode})"
+        return f"ChunkStreamGroupConfig(max_chunks={self.max_chunks}, eviction_mode={self._eviction_mode})"
 
 
 class _Member:

@@ -8,76 +8,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections import deque
 from collections.abc import Iterator
 
 from ..._errors import Empty, Full, Stopped
-from .config import Chunk, uint64_arg
+from .._config import uint64_arg
+from .._wakeup import ReadinessFd, Waiter, wake
+from .config import Chunk
 
-__all__ = ["ChunkRingPair", "ChunkRingbuffer", "Waiter", "wake"]
+__all__ = ["ChunkRingPair", "ChunkRingbuffer"]
 
 _STOPPED_MSG = "ring buffer has been stopped"
 _EMPTY_MSG = "ring buffer is empty"
 _FULL_MSG = "ring buffer is full"
-
-
-class _LevelFd:
-    """A pipe whose read end is readable exactly while a condition holds."""
-
-    def __init__(self, readable: bool) -> None:
-        self.read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._readable = False
-        self.set(readable)
-
-    def set(self, readable: bool) -> None:
-        if readable == self._readable:
-            return
-        if readable:
-            try:
-                os.write(self._write_fd, b"\0")
-            except BlockingIOError:  # already readable, which is all that matters
-                pass
-        else:
-            try:
-                while os.read(self.read_fd, 4096):
-                    pass
-            except BlockingIOError:
-                pass
-        self._readable = readable
-
-    def close(self) -> None:
-        os.close(self.read_fd)
-        os.close(self._write_fd)
-
-
-Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def wake(waiters: list[Waiter]) -> None:
-    """Resolve futures that may belong to other threads' loops."""
-    current = _running_loop()
-    for loop, future in waiters:
-        if loop is current:
-            _resolve(future)
-        else:
-            try:
-                loop.call_soon_threadsafe(_resolve, future)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                pass
 
 
 class ChunkRingbuffer:
@@ -100,8 +44,8 @@ class ChunkRingbuffer:
         self._producers = 0
         self._data_waiters: list[Waiter] = []
         self._space_waiters: list[Waiter] = []
-        self._data_fd: _LevelFd | None = None
-        self._space_fd: _LevelFd | None = None
+        self._data_fd: ReadinessFd | None = None
+        self._space_fd: ReadinessFd | None = None
 
     # -- state ------------------------------------------------------------------------
 
@@ -127,7 +71,7 @@ class ChunkRingbuffer:
         """A file descriptor readable while a chunk is available (or the ring is stopped). Do not read it."""
         with self._lock:
             if self._data_fd is None:
-                self._data_fd = _LevelFd(bool(self._items) or self._stopped)
+                self._data_fd = ReadinessFd(bool(self._items) or self._stopped)
             return self._data_fd.read_fd
 
     @property
@@ -135,7 +79,7 @@ class ChunkRingbuffer:
         """A file descriptor readable while there is free space (or the ring is stopped). Do not read it."""
         with self._lock:
             if self._space_fd is None:
-                self._space_fd = _LevelFd(len(self._items) < self._maxsize or self._stopped)
+                self._space_fd = ReadinessFd(len(self._items) < self._maxsize or self._stopped)
             return self._space_fd.read_fd
 
     # -- consumers ----------------------------------------------------------------------

@@ -156,8 +156,6 @@ class _RingSource(StreamChunkSource):
 class ChunkStreamCore(ReceiverCore):
     """A receive core whose packets go into chunks through a :class:`ChunkPlacer`."""
 
-    assembler: ChunkPlacer
-
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -173,7 +171,7 @@ class ChunkStreamCore(ReceiverCore):
             chunk_config.place, len(chunk_config.items), len(stat_configs), chunk_config.max_heap_extra
         )
         self.placer = ChunkPlacer(config, chunk_config, place, source, self.stats, log_limited)  # type: ignore[arg-type]
-        self.assembler = self.placer
+        self.packet_consumer = self.placer
         self._unblocker: asyncio.Task[None] | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._source_closed = False

@@ -21,9 +21,6 @@ import interop_run
 import pytest
 from interop_scenarios import Scenario, incomplete, kinds, round_robin, send_substreams
 
-import spead2
-import spead2.send.asyncio
-
 pytestmark = pytest.mark.interop
 
 #: A group per test session, so parallel runs on one host do not cross.
@@ -104,19 +101,6 @@ def baselines(reference_python: str) -> dict[str, dict[str, Any]]:
     return {name: result["recv"] for name, result in zip(CASES, results, strict=True)}
 
 
-@pytest.fixture
-def ours_can_send(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Our network send streams, or skip if they do not exist yet."""
-    if not hasattr(spead2.send, "UdpStream"):
-        try:
-            from spead2.send import _network_streams
-        except ImportError:
-            pytest.skip("our spead2.send.UdpStream/TcpStream do not exist yet")
-        # Not exported from spead2.send yet (issue #3): use the classes where they live.
-        monkeypatch.setattr(spead2.send, "UdpStream", _network_streams.UdpStream, raising=False)
-        monkeypatch.setattr(spead2.send, "TcpStream", _network_streams.TcpStream, raising=False)
-
-
 def _skip_if_unsupported(case: Case) -> None:
     """Skip (saying why) where the host has no IPv6 loopback or no multicast on lo."""
     if case.host == "::1":
@@ -173,12 +157,9 @@ def test_ours_to_reference(
     name: str,
     reference_python: str,
     baselines: dict[str, dict[str, Any]],
-    ours_can_send: None,
 ) -> None:
     case = CASES[name]
     _skip_if_unsupported(case)
-    if case.ours_asyncio and not hasattr(spead2.send.asyncio, "UdpStream"):
-        pytest.skip("our spead2.send.asyncio.UdpStream/TcpStream do not exist yet")
     recv_spec = case.receiver()
     report, sent = interop_run.ref_receive(
         reference_python,

@@ -118,15 +118,7 @@ def test_ours_to_reference(
     tmp_path: Path,
     sinks: list[int],
     baseline: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if not hasattr(spead2.send, "UdpStream"):
-        try:
-            from spead2.send import _network_streams
-        except ImportError:
-            pytest.skip("our spead2.send.UdpStream does not exist yet")
-        # Not exported from spead2.send yet (issue #3): use the class where it lives.
-        monkeypatch.setattr(spead2.send, "UdpStream", _network_streams.UdpStream, raising=False)
     path = tmp_path / "capture.pcap"
     sent = _capture(tcpdump, path, sinks, interop_run.our_send, with_filter)
     recv_spec = _receiver(path, sinks[0], with_filter)
