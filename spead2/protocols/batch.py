@@ -360,15 +360,20 @@ class SingleHeaps:
     the template's IDs and addressing modes, and its addresses; only
     immediate values may differ. ``shared`` is the template's pointers as a
     tuple when every fast packet's are the same words (else ``None``);
-    ``count`` the number of fast packets.
+    ``count`` the number of fast packets; ``header_size`` the bytes before
+    each fast packet's payload; ``keys`` the template's ``rest`` pointers
+    shifted right by ``hab`` (immediate flag and ID).
     """
 
-    __slots__ = ("fast", "cnt", "length", "payload_start", "payload_end", "hab", "rest", "shared", "count")
+    __slots__ = (
+        "fast", "cnt", "length", "payload_start", "payload_end", "hab", "rest", "shared", "count",
+        "header_size", "keys",
+    )
 
     def __init__(
         self, fast: list[bool], cnt: list[int], length: list[int], payload_start: list[int],
         payload_end: list[int], hab: int, rest: npt.NDArray[np.uint64], shared: tuple[int, ...] | None,
-        count: int,
+        count: int, header_size: int, keys: npt.NDArray[np.uint64],
     ) -> None:
         self.fast = fast
         self.cnt = cnt
@@ -379,6 +384,30 @@ class SingleHeaps:
         self.rest = rest
         self.shared = shared
         self.count = count
+        self.header_size = header_size
+        self.keys = keys
+
+    def items(self, item_ids: Sequence[int]) -> npt.NDArray[np.int64]:
+        """Per packet, the values of ``item_ids`` a chunk place callback gets (``(n, k)``).
+
+        HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET and PAYLOAD_LENGTH from the
+        per-packet fields; any other ID from the last immediate pointer with
+        that ID; -1 where there is none. Meaningful for fast packets only.
+        """
+        n = len(self.fast)
+        out = np.full((n, len(item_ids)), -1, dtype=np.int64)
+        mask = np.uint64((1 << self.hab) - 1)
+        immediate = _IMMEDIATE >> self.hab
+        for k, item_id in enumerate(item_ids):
+            if item_id in (1, 2, 4):
+                out[:, k] = self.cnt if item_id == 1 else self.length
+            elif item_id == 3:
+                out[:, k] = 0
+            elif 0 <= item_id < immediate:  # an ID the pointers can carry
+                columns = np.flatnonzero(self.keys == np.uint64(immediate | item_id))
+                if len(columns):
+                    out[:, k] = (self.rest[:, columns[-1]] & mask).astype(np.int64)
+        return out
 
 
 def single_packet_heaps(batch: PacketBatch, stop_words: list[int] | None) -> SingleHeaps | None:
@@ -456,7 +485,7 @@ def single_packet_heaps(batch: PacketBatch, stop_words: list[int] | None) -> Sin
         shared = None
     return SingleHeaps(
         fast.tolist(), cnt.tolist(), length.tolist(), (starts + payload_start).tolist(),
-        (starts + sizes).tolist(), hab, rest, shared, count,
+        (starts + sizes).tolist(), hab, rest, shared, count, payload_start, keys[4:],
     )
 
 

@@ -37,7 +37,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .batch import PacketBatch, immediate_values
+from .batch import MIN_VECTOR_BATCH, PacketBatch, SingleHeaps, immediate_values
 from .constants import HEAP_CNT_ID, HEAP_LENGTH_ID, PAYLOAD_LENGTH_ID, PAYLOAD_OFFSET_ID
 from .live_heaps import IMMEDIATE, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
 from .packet import decode_packet
@@ -338,10 +338,20 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
         if not self._new_heap(view, decoded, placement):
             return False
         queue = self._queue
-        while queue and self._held is None:
-            if not self._process(memoryview(queue.popleft())):
-                return False
-        return True
+        if len(queue) < MIN_VECTOR_BATCH:
+            while queue and self._held is None:
+                if not self._process(memoryview(queue.popleft())):
+                    return False
+            return True
+        # Many packets queued (the rest of a reader's batch, typically): one
+        # batch again, so that they take the batch path (which queues what
+        # follows should the placer block again).
+        packets = list(queue)
+        queue.clear()
+        sizes = [len(packet) for packet in packets]
+        starts = np.zeros(len(sizes), dtype=np.intp)
+        np.cumsum(sizes[:-1], out=starts[1:])
+        return self.add_batch(PacketBatch(memoryview(b"".join(packets)), starts, sizes))
 
     def _process(self, view: memoryview) -> bool:
         decoded = decode_packet(view, self._report)
@@ -473,10 +483,8 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
             heap.received = plen
         return True
 
-    def add_batch(self, batch: PacketBatch) -> bool:
-        """Process a batch (see :meth:`LiveHeapMachine.add_batch`).
-
-        With a place callback that can place many heaps at once (it has a
+    def _prepare_batch(self, batch: PacketBatch) -> None:
+        """With a place callback that can place many heaps at once (it has a
         ``prepare`` method), the heaps the batch may begin are placed in one
         call first: the packets whose cnt first appears in the batch and is
         not live yet.
@@ -493,7 +501,105 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
                 table = self._table
                 new = [i for c, i in zip(unique.tolist(), first.tolist(), strict=True) if table.get(c) is None]
                 prepare(values[np.sort(np.array(new, dtype=np.intp))].tolist())
-        return super().add_batch(batch)
+
+    def _add_single_heaps(self, batch: PacketBatch, single: SingleHeaps) -> bool:
+        """A batch of mostly single-packet heaps, each placed and copied with the least work.
+
+        Each fast packet whose heap is not live is placed (one call of a
+        vectorised place for all of the batch's, else the callback once per
+        heap, in order, given the packet where it lies) and, in the usual
+        case (its chunk in the window, no extra bytes, no packet presence,
+        within bounds), copied straight into the chunk; otherwise the packet
+        path's placement code takes it with that placement. Every other
+        packet, and all of them once the placer is blocked, take
+        :meth:`add_packet`.
+        """
+        if self._stopped:
+            return False
+        if self._held is not None:
+            return super()._add_single_heaps(batch, single)  # everything queues
+        place = self._place
+        fast = single.fast
+        items = single.items(self._item_ids)
+        placements: list[Placement] = []
+        place_array = getattr(place, "place_array", None)
+        if place_array is not None:
+            placements = place_array(items[np.asarray(fast, dtype=bool)])
+            rows: list[list[int]] = []
+        else:
+            rows = items.tolist()
+        call_at = getattr(place, "call_at", None)
+        view = batch.view
+        # The C callback gets each packet where it lies in the batch's buffer.
+        holder = np.frombuffer(view, dtype=np.uint8) if call_at is not None else None
+        base = holder.ctypes.data if holder is not None else 0
+        cnts = single.cnt
+        lengths = single.length
+        payload_start = single.payload_start
+        payload_end = single.payload_end
+        header_size = single.header_size
+        hab = single.hab
+        stats = self._stats
+        table = self._table
+        slots = self._slots
+        simple = not self._pp
+        add_packet = self.add_packet
+        live = len(table)
+        tail = self._tail
+        head = self._head
+        blocked = False
+        placed = 0  # heaps written here, counted at the end
+        j = -1  # row of the vectorised placements
+        try:
+            for i, is_fast in enumerate(fast):
+                if is_fast:
+                    j += 1
+                cnt = cnts[i]
+                if not is_fast or blocked or (live and table.get(cnt) is not None):
+                    if not add_packet(batch[i]):
+                        return False
+                    live = len(table)
+                    tail = self._tail
+                    head = self._head
+                    blocked = self._held is not None
+                    continue
+                start = payload_start[i]
+                end = payload_end[i]
+                if place_array is not None:
+                    placement = placements[j]
+                elif call_at is not None:
+                    placement = call_at(base + start - header_size, end - start + header_size, rows[i])
+                else:
+                    placement = place(view[start - header_size : end], rows[i])
+                chunk_id, heap_index, heap_offset, _, extra_size = placement
+                length = lengths[i]
+                if simple and not extra_size and tail <= chunk_id <= head:
+                    slot = slots.get(chunk_id)
+                    if (
+                        slot is not None
+                        and heap_index < slot.present_size
+                        and heap_offset + length <= slot.data_size
+                    ):
+                        if length:
+                            slot.data[heap_offset : heap_offset + length] = view[start:end]
+                        slot.present[heap_index] = 1
+                        placed += 1
+                        continue
+                # A new chunk, a rejection, bounds, extra bytes: the packet path's code.
+                stats[PACKETS] += 1
+                decoded = (cnt, length, 0, length, hab, header_size, tuple(single.rest[i].tolist()))
+                if not self._new_heap(view[start - header_size : end], decoded, placement):
+                    return False
+                live = len(table)
+                tail = self._tail
+                head = self._head
+                blocked = self._held is not None
+            return True
+        finally:
+            stats[PACKETS] += placed
+            stats[SINGLE_PACKET_HEAPS] += placed
+            stats[HEAPS] += placed
+            del holder
 
     def _call_place(
         self, view: memoryview, cnt: int, length: int, offset: int, plen: int, hab: int,

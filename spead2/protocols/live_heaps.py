@@ -414,12 +414,14 @@ class LiveHeapMachine[H: LiveHeap]:
             single = single_packet_heaps(batch, self._stop_words)
             if single is not None:
                 return self._add_single_heaps(batch, single)
+            self._prepare_batch(batch)
             add_packet = self.add_packet
             for packet in batch:
                 if not add_packet(packet):
                     return False
             return True
         runs, starts = found
+        self._prepare_batch(batch)
         add_packet = self.add_packet
         table = self._table
         stats = self._stats
@@ -545,6 +547,9 @@ class LiveHeapMachine[H: LiveHeap]:
     def _placement_buffer(self, heap: H) -> bytearray | None:
         """``heap``'s payload buffer if packets may be received straight into it (its full length)."""
         return None
+
+    def _prepare_batch(self, batch: PacketBatch) -> None:
+        """Called before a batch goes through :meth:`add_packet` or the run path (no-op)."""
 
     def _add_single_heaps(self, batch: PacketBatch, single: SingleHeaps) -> bool:
         """:meth:`add_batch` for a batch of mostly single-packet heaps (see :func:`.batch.single_packet_heaps`).

@@ -27,7 +27,7 @@ from spead2.protocols.batch import (
     same_size_packets,
     single_packet_heaps,
 )
-from spead2.protocols.chunking import ChunkPlacer, chunk_stream_stat_configs
+from spead2.protocols.chunking import NOT_READY, ChunkPlacer, chunk_stream_stat_configs
 from spead2.protocols.heaps import Heap, IncompleteHeap
 from spead2.protocols.live_heaps import stop_words
 from spead2.recv._config import RingStreamConfig, StreamConfig
@@ -186,11 +186,14 @@ class _Chunk:
 
 
 class _Source:
-    def __init__(self):
+    def __init__(self, limit=None):
         self.chunks = {}
         self.released = []
+        self.limit = limit  # chunk IDs from here on are never ready: the placer blocks
 
     def acquire(self, chunk_id):
+        if self.limit is not None and chunk_id >= self.limit:
+            return NOT_READY
         chunk = self.chunks[chunk_id] = _Chunk(chunk_id)
         return chunk
 
@@ -217,6 +220,18 @@ class _Place:
         return None
 
 
+class _VectorPlace(_Place):
+    """The same placement, vectorised (what the stream makes of a ``recv.BatchPlace``)."""
+
+    def __init__(self, pp):
+        super().__init__(pp)
+        self.calls = 0
+
+    def place_array(self, items):
+        self.calls += 1
+        return [self(None, row) for row in items.tolist()]
+
+
 class _ChunkConfig:
     def __init__(self, pp):
         self.items = [0x1]
@@ -225,22 +240,37 @@ class _ChunkConfig:
         self.packet_presence_payload_size = pp
 
 
-def run_placer(config_args, pp, packets, batches):
+def run_placer(config_args, pp, packets, batches, place_class=_Place, limit=None, grow=0):
+    """Place ``packets`` one by one, or ``batches``. With ``limit``, chunks from that ID on
+    are not ready; with ``grow`` too, the limit grows by ``grow`` (up to 3 times) whenever
+    the placer is found blocked after a packet or a batch, and the placer resumes."""
     config = StreamConfig(**{**config_args, "allow_unsized_heaps": False})
     stats = [0] * len(chunk_stream_stat_configs(config))
-    source = _Source()
-    placer = ChunkPlacer(config, _ChunkConfig(pp), _Place(pp), source, stats)
+    source = _Source(limit)
+    placer = ChunkPlacer(config, _ChunkConfig(pp), place_class(pp), source, stats)
+    grows = 0
+
+    def unblock():
+        nonlocal grows
+        while placer.blocked and grow and grows < 3:
+            grows += 1
+            source.limit += grow
+            if not placer.resume():
+                return False
+        return True
+
     if batches is None:
         for p in packets:
-            if not placer.add_packet(p):
+            if not placer.add_packet(p) or not unblock():
                 break
     else:
         for batch in batches:
-            if not placer.add_batch(batch):
+            if not placer.add_batch(batch) or not unblock():
                 break
+    blocked = placer.blocked
     placer.stop()
     chunks = {i: (bytes(c.data), bytes(c.present)) for i, c in source.chunks.items()}
-    return chunks, source.released, stats
+    return chunks, source.released, stats, blocked
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -349,10 +379,18 @@ def test_single_packet_heaps_batch_path_matches_packet_path(packets, config_args
     config_args=single_configs,
     pp=st.sampled_from([0, 8]),
     cuts=st.lists(st.integers(1, 48), min_size=1, max_size=4),
+    vectorised=st.booleans(),
+    limit=st.sampled_from([None, None, 2, 5]),
+    grow=st.sampled_from([0, 1, 2]),
 )
-def test_single_packet_heaps_placer_batch_path_matches_packet_path(packets, config_args, pp, cuts):
-    expected = run_placer(config_args, pp, packets, None)
-    assert run_placer(config_args, pp, packets, cut(packets, cuts)) == expected
+def test_single_packet_heaps_placer_batch_path_matches_packet_path(
+    packets, config_args, pp, cuts, vectorised, limit, grow
+):
+    """Also with a source that runs out of chunks (the placer blocks and queues the rest),
+    and then supplies more (the placer resumes with what it queued)."""
+    expected = run_placer(config_args, pp, packets, None, limit=limit, grow=grow)
+    place_class = _VectorPlace if vectorised else _Place
+    assert run_placer(config_args, pp, packets, cut(packets, cuts), place_class, limit, grow) == expected
 
 
 # -- the pieces ----------------------------------------------------------------------------

@@ -35,8 +35,11 @@ _pyapi.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
 _pyapi.PyCapsule_GetContext.restype = ctypes.c_void_p
 _pyapi.PyCapsule_GetContext.argtypes = [ctypes.py_object]
 
-_PLAIN_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t)
-_USER_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+# PYFUNCTYPE: the GIL stays held during the call. A place function is a few
+# instructions; releasing and retaking the GIL around each (CFUNCTYPE) cost
+# more than the call itself and let the consumer's thread in once per heap.
+_PLAIN_PROTO = ctypes.PYFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t)
+_USER_PROTO = ctypes.PYFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
 
 #: The C struct ``chunk_place_data`` a C callback receives: 10 eight-byte fields, 80 bytes.
 _PLACE_DATA_SIZE: Final = 80
@@ -149,9 +152,10 @@ _REJECT: Final[Placement] = (-1, 0, 0, 0, 0)
 class _CPlace:
     """A C place function (from a capsule), called through ctypes once per heap.
 
-    The 80-byte ``chunk_place_data``, the items array, the batch statistics
-    and the extra scratch buffer live in ctypes memory allocated once, so a
-    call costs one ``pack_into``, the foreign call and one ``unpack_from``.
+    The 80-byte ``chunk_place_data`` followed by the items array, the batch
+    statistics and the extra scratch buffer live in ctypes memory allocated
+    once, and the call's arguments are ctypes objects made once, so a call
+    costs one ``pack_into``, the foreign call and one ``unpack_from``.
     """
 
     def __init__(self, entries: tuple[Any, ...], n_items: int, n_stats: int, max_extra: int) -> None:
@@ -163,17 +167,18 @@ class _CPlace:
         if not pointer:
             raise ValueError("the place capsule holds a NULL function pointer")
         self._entries = entries  # keeps the capsule (and what it points into) alive
-        if name == _SIG_USER:
-            self._user: int | None = _pyapi.PyCapsule_GetContext(capsule) or 0
-            self._func: Any = _USER_PROTO(pointer)
-        else:
-            self._user = None
-            self._func = _PLAIN_PROTO(pointer)
-        self._struct = (ctypes.c_char * _PLACE_DATA_SIZE)()
+        # chunk_place_data, then the items it points to: one pack_into fills both.
+        self._struct = (ctypes.c_char * (_PLACE_DATA_SIZE + 8 * max(n_items, 1)))()
         self._struct_addr = ctypes.addressof(self._struct)
-        self._items = (ctypes.c_int64 * max(n_items, 1))()
-        self._items_addr = ctypes.addressof(self._items)
-        self._items_pack = struct.Struct(f"={n_items}q")
+        self._items_addr = self._struct_addr + _PLACE_DATA_SIZE
+        self._pack = struct.Struct(_PLACE_IN.format + f"{n_items}q")
+        args: tuple[Any, ...] = (ctypes.c_void_p(self._struct_addr), ctypes.c_size_t(_PLACE_DATA_SIZE))
+        if name == _SIG_USER:
+            self._func: Any = _USER_PROTO(pointer)
+            args += (ctypes.c_void_p(_pyapi.PyCapsule_GetContext(capsule) or 0),)
+        else:
+            self._func = _PLAIN_PROTO(pointer)
+        self._args = args
         self._stats = (ctypes.c_uint64 * max(n_stats, 1))()
         self._stats_addr = ctypes.addressof(self._stats)
         self._stats_unpack = struct.Struct(f"={max(n_stats, 1)}Q")
@@ -206,17 +211,17 @@ class _CPlace:
 
     def __call__(self, packet: memoryview, items: list[int]) -> Placement:
         address, holder = self._packet_address(packet)
-        if items:
-            self._items_pack.pack_into(self._items, 0, *items)
-        _PLACE_IN.pack_into(
-            self._struct, 0, address, len(packet), self._items_addr, -1, 0, 0,
-            self._stats_addr, self._extra_addr, 0, 0,
-        )
-        if self._user is None:
-            self._func(self._struct_addr, _PLACE_DATA_SIZE)
-        else:
-            self._func(self._struct_addr, _PLACE_DATA_SIZE, self._user)
+        placement = self.call_at(address, len(packet), items)
         del holder  # releases the export of the caller's buffer
+        return placement
+
+    def call_at(self, address: int, size: int, items: list[int]) -> Placement:
+        """Place the heap whose first packet is the ``size`` bytes at ``address`` (kept valid by the caller)."""
+        self._pack.pack_into(
+            self._struct, 0, address, size, self._items_addr, -1, 0, 0,
+            self._stats_addr, self._extra_addr, 0, 0, *items,
+        )
+        self._func(*self._args)
         return _PLACE_OUT.unpack_from(self._struct, 24)  # type: ignore[return-value]
 
     def take_stats(self) -> list[int] | None:
@@ -327,8 +332,11 @@ class _BatchPlace:
             self._ready = dict(zip(map(tuple, rows), self._place(rows), strict=True))
 
     def _place(self, rows: list[list[int]]) -> list[Placement]:
-        n = len(rows)
-        items = np.array(rows, dtype=np.int64).reshape(n, self._n_items)
+        return self.place_array(np.array(rows, dtype=np.int64).reshape(len(rows), self._n_items))
+
+    def place_array(self, items: np.ndarray) -> list[Placement]:
+        """Place the heaps whose item values are the rows of ``items`` (one call of the function)."""
+        n = len(items)
         try:
             chunk_id, heap_index, heap_offset = (
                 np.asarray(part, dtype=np.int64).reshape(n) for part in self._function(items)
