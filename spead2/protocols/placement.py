@@ -30,11 +30,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .batch import HEADER_SIZE, PacketBatch, Positions
-from .constants import MAGIC, VERSION
+from .constants import IMMEDIATE, MAGIC, VERSION
 
 __all__ = ["PacketPlan", "Placement", "PlacedBatch", "confirmed_count", "MAX_PLANNED"]
 
-_IMMEDIATE = 1 << 63
 #: Most packets a :class:`PacketPlan` covers.
 MAX_PLANNED = 4096
 
@@ -62,10 +61,10 @@ class PacketPlan:
         address_width = hab // 8
         words = np.empty((count, 5), dtype=">u8")
         words[:, 0] = (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
-        words[:, 1] = _IMMEDIATE | (1 << hab) | cnt
-        words[:, 2] = _IMMEDIATE | (2 << hab) | length
-        words[:, 3] = offsets.astype(np.uint64) + np.uint64(_IMMEDIATE | (3 << hab))
-        words[:, 4] = self.lengths.astype(np.uint64) + np.uint64(_IMMEDIATE | (4 << hab))
+        words[:, 1] = IMMEDIATE | (1 << hab) | cnt
+        words[:, 2] = IMMEDIATE | (2 << hab) | length
+        words[:, 3] = offsets.astype(np.uint64) + np.uint64(IMMEDIATE | (3 << hab))
+        words[:, 4] = self.lengths.astype(np.uint64) + np.uint64(IMMEDIATE | (4 << hab))
         #: Each packet's 40 header bytes, exactly (see :func:`confirmed_count`).
         self.headers: npt.NDArray[np.uint8] = words.view(np.uint8).reshape(count, HEADER_SIZE)
 
