@@ -3,6 +3,7 @@ is on ``sys.path``: ``pythonpath`` in pyproject.toml). Test modules never import
 fixtures live in ``tests/conftest.py``.
 
 - ``packets``: SPEAD packets and raw descriptors built byte by byte.
+- ``in_order_packets``: heaps sent in order, and hostile streams of them (payloads in place).
 - ``assembler``: a bare heap assembler with its output and statistics.
 - ``heaps``: numbered heaps that the transport tests send and check.
 - ``streams``: receive-stream configurations.

@@ -11,26 +11,17 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-IMM = 1 << 63
+from tests.helpers import packets as spead_packets
+from tests.helpers.packets import ITEM, imm
+
 STOP_ID = 6
-ITEM = 0x1000
-
-
-def imm(item_id: int, value: int, hab: int) -> int:
-    """An immediate item pointer."""
-    return IMM | (item_id << hab) | value
 
 
 def packet(
     cnt: int, heap_length: int | None, offset: int, payload: bytes, extra: Sequence[int] = (), hab: int = 48
 ) -> bytes:
-    """A packet: HEAP_CNT, HEAP_LENGTH (unless None), PAYLOAD_OFFSET, PAYLOAD_LENGTH, then ``extra``."""
-    pointers = [imm(1, cnt, hab)]
-    if heap_length is not None:
-        pointers.append(imm(2, heap_length, hab))
-    pointers += [imm(3, offset, hab), imm(4, len(payload), hab), *extra]
-    header = struct.pack(">HBBxxH", 0x5304, (64 - hab) // 8, hab // 8, len(pointers))
-    return header + struct.pack(f">{len(pointers)}Q", *pointers) + bytes(payload)
+    """:func:`tests.helpers.packets.packet`, SPEAD-64-48 unless ``hab`` says otherwise."""
+    return spead_packets.packet(cnt, heap_length, offset, payload, extra, hab)
 
 
 def heap_bytes(cnt: int, size: int) -> bytes:
