@@ -41,43 +41,9 @@ def flag_arg(name: str, value: object) -> bool:
     raise TypeError(f"{name} must be a bool, not {type(value).__name__} ({value!r})")
 
 
-class UintOption:
-    """A read/write unsigned 64-bit option of a configuration class, kept in the slot ``_<name>``.
-
-    Every assignment is checked with :func:`uint64_arg`; with ``zero_error``,
-    0 raises ``ValueError(zero_error)`` too.
-    """
-
-    def __init__(self, doc: str, *, zero_error: str | None = None) -> None:
-        self.__doc__ = doc
-        self._zero_error = zero_error
-        self._name = self._slot = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
-        self._slot = "_" + name
-
-    @overload
-    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
-    @overload
-    def __get__(self, instance: object, owner: type | None = None) -> int: ...
-    def __get__(self, instance: object, owner: type | None = None) -> Self | int:
-        if instance is None:
-            return self
-        return getattr(instance, self._slot)  # type: ignore[no-any-return]
-
-    def __set__(self, instance: object, value: int) -> None:
-        value = uint64_arg(self._name, value)
-        if value == 0 and self._zero_error is not None:
-            raise ValueError(self._zero_error)
-        setattr(instance, self._slot, value)
-
-
-class FlagOption:
-    """A read/write flag of a configuration class, kept in the slot ``_<name>``.
-
-    Every assignment is converted with :func:`flag_arg`.
-    """
+class _CheckedOption[T]:
+    """A read/write option of a configuration class, kept in the slot ``_<name>``,
+    whose every assignment goes through :meth:`check`."""
 
     def __init__(self, doc: str) -> None:
         self.__doc__ = doc
@@ -90,14 +56,40 @@ class FlagOption:
     @overload
     def __get__(self, instance: None, owner: type | None = None) -> Self: ...
     @overload
-    def __get__(self, instance: object, owner: type | None = None) -> bool: ...
-    def __get__(self, instance: object, owner: type | None = None) -> Self | bool:
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+    def __get__(self, instance: object, owner: type | None = None) -> Self | T:
         if instance is None:
             return self
         return getattr(instance, self._slot)  # type: ignore[no-any-return]
 
-    def __set__(self, instance: object, value: bool) -> None:
-        setattr(instance, self._slot, flag_arg(self._name, value))
+    def __set__(self, instance: object, value: T) -> None:
+        setattr(instance, self._slot, self.check(self._name, value))
+
+    def check(self, name: str, value: object) -> T:
+        """``value`` as the option's type, or the exception the reference's binding raises."""
+        raise NotImplementedError
+
+
+class UintOption(_CheckedOption[int]):
+    """An unsigned 64-bit option (:func:`uint64_arg`); with ``zero_error``, 0 raises
+    ``ValueError(zero_error)`` too."""
+
+    def __init__(self, doc: str, *, zero_error: str | None = None) -> None:
+        super().__init__(doc)
+        self._zero_error = zero_error
+
+    def check(self, name: str, value: object) -> int:
+        result = uint64_arg(name, value)
+        if result == 0 and self._zero_error is not None:
+            raise ValueError(self._zero_error)
+        return result
+
+
+class FlagOption(_CheckedOption[bool]):
+    """A flag (:func:`flag_arg`)."""
+
+    def check(self, name: str, value: object) -> bool:
+        return flag_arg(name, value)
 
 
 def _default_allocator() -> Any:
