@@ -36,7 +36,7 @@ from .protocols.constants import (
     PAYLOAD_OFFSET_ID,
     STREAM_CTRL_ID,
 )
-from .protocols.constants import UNRESERVED_ID as _UNRESERVED_ID
+from .protocols.constants import UNRESERVED_ID as _UNRESERVED_ID  # noqa: F401
 from .protocols.flavour import Flavour
 from .protocols.raw_descriptor import RawDescriptor
 
@@ -77,6 +77,7 @@ __implementation__ = "aiospead2"
 #: This package's own version (the ``aiospead2`` distribution's).
 __implementation_version__ = "0.1.0"
 
+# Not in __all__: _UNRESERVED_ID (private in the reference too).
 __all__ = [
     "BUG_COMPAT_DESCRIPTOR_WIDTHS",
     "BUG_COMPAT_PYSPEAD_0_5_2",
@@ -115,5 +116,4 @@ __all__ = [
     "Stopped",
     "ThreadPool",
     "parse_range_list",
-    "_UNRESERVED_ID",
 ]

@@ -24,6 +24,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from .constants import IMMEDIATE as _IMMEDIATE
 from .constants import MAGIC, VERSION
 from .packet import decode_packet
 
@@ -38,7 +39,6 @@ HEADER_SIZE = 40
 MIN_VECTOR_BATCH = 8
 #: :func:`single_packet_heaps` leaves packets with more item pointers than this to the packet path.
 MAX_SINGLE_POINTERS = 64
-_IMMEDIATE = 1 << 63
 _ARANGE = np.arange(HEADER_SIZE, dtype=np.intp)
 _WORD_RANGE = np.arange(HEADER_SIZE // 8, dtype=np.intp)
 #: Per address width in bytes: ``word >> hab`` of immediate HEAP_CNT, HEAP_LENGTH,

@@ -32,6 +32,10 @@ MEMCPY_NONTEMPORAL: Final = 1
 #: First ID handed out by ``ItemGroup.add_item(None, ...)``.
 UNRESERVED_ID: Final = 0x1000
 
+#: The flag bit of an item pointer whose value is immediate (the rest of the pointer)
+#: rather than an address into the heap's payload.
+IMMEDIATE: Final = 1 << 63
+
 #: SPEAD magic byte and the only protocol version in use.
 MAGIC: Final = 0x53
 VERSION: Final = 4

@@ -23,6 +23,7 @@ from .constants import (
     DESCRIPTOR_SHAPE_ID,
     HEAP_CNT_ID,
     HEAP_LENGTH_ID,
+    IMMEDIATE,
     MAGIC,
     PAYLOAD_LENGTH_ID,
     PAYLOAD_OFFSET_ID,
@@ -34,7 +35,6 @@ from .report import Report, ignore
 
 __all__ = ["decode_descriptor", "decode_descriptors", "encode_descriptor"]
 
-_IMMEDIATE = 1 << 63
 _HEADER = struct.Struct(">BBBBHH")
 _INFO = logging.INFO
 #: A descriptor value may pack several nested heaps; like a spead2 receive
@@ -125,11 +125,11 @@ def encode_descriptor(raw: RawDescriptor, flavour: Flavour) -> bytes:
             f"the {bits}-bit address field of SPEAD-64-{bits}"
         )
     pointers = [
-        _IMMEDIATE | (HEAP_CNT_ID << bits) | 1,
-        _IMMEDIATE | (HEAP_LENGTH_ID << bits) | body_length,
-        _IMMEDIATE | (PAYLOAD_OFFSET_ID << bits),
-        _IMMEDIATE | (PAYLOAD_LENGTH_ID << bits) | body_length,
-        _IMMEDIATE | (DESCRIPTOR_ID_ID << bits) | raw.id,
+        IMMEDIATE | (HEAP_CNT_ID << bits) | 1,
+        IMMEDIATE | (HEAP_LENGTH_ID << bits) | body_length,
+        IMMEDIATE | (PAYLOAD_OFFSET_ID << bits),
+        IMMEDIATE | (PAYLOAD_LENGTH_ID << bits) | body_length,
+        IMMEDIATE | (DESCRIPTOR_ID_ID << bits) | raw.id,
     ]
     address = 0
     for item_id, value in fields:
@@ -193,9 +193,9 @@ def _packets_to_heaps(data: memoryview, report: Report) -> list[_NestedHeap]:
         cnt = heap_length = offset = length = -1
         pointers = []
         for pointer in struct.unpack_from(f">{n_items}Q", data, pos + 8):
-            item_id = (pointer & ~_IMMEDIATE) >> bits
+            item_id = (pointer & ~IMMEDIATE) >> bits
             if HEAP_CNT_ID <= item_id <= PAYLOAD_LENGTH_ID:
-                if pointer & _IMMEDIATE:
+                if pointer & IMMEDIATE:
                     value = pointer & value_mask
                     if item_id == HEAP_CNT_ID:
                         cnt = value
@@ -259,8 +259,8 @@ def _heap_fields(heap: _NestedHeap) -> list[tuple[int, bool, int, bytes]] | None
     addressed: list[tuple[int, int]] = []
     immediates: list[tuple[int, int]] = []
     for pointer in dict.fromkeys(heap.pointers):
-        item_id = (pointer & ~_IMMEDIATE) >> bits
-        if pointer & _IMMEDIATE:
+        item_id = (pointer & ~IMMEDIATE) >> bits
+        if pointer & IMMEDIATE:
             immediates.append((pointer & mask, item_id))
         else:
             address = pointer & mask

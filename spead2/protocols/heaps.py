@@ -16,6 +16,7 @@ from .constants import (
     CTRL_STREAM_START,
     CTRL_STREAM_STOP,
     DESCRIPTOR_ID,
+    IMMEDIATE,
     NULL_ID,
     STREAM_CTRL_ID,
 )
@@ -23,7 +24,6 @@ from .flavour import Flavour
 from .raw_descriptor import RawDescriptor
 from .report import Report, ignore
 
-_IMMEDIATE = 1 << 63
 #: Spare payload buffers a stream keeps for reuse (see ``Heap.__del__``).
 RECYCLE_BUFFERS = 4
 #: IDs that get_items() never reports: NULL, the packet fields and descriptor pointers.
@@ -79,8 +79,8 @@ _first = itemgetter(0)
 def _split(pointer: int, address_bits: int) -> tuple[int, bool, int]:
     """(id, is_immediate, address-or-value) of a 64-bit item pointer."""
     return (
-        (pointer & ~_IMMEDIATE) >> address_bits,
-        bool(pointer & _IMMEDIATE),
+        (pointer & ~IMMEDIATE) >> address_bits,
+        bool(pointer & IMMEDIATE),
         pointer & ((1 << address_bits) - 1),
     )
 
@@ -203,7 +203,7 @@ class Heap(HeapBase):
         mask = (1 << bits) - 1
         end = len(self._payload)
         # (address, id) of each addressed pointer; immediates have the top bit set.
-        located = [(word & mask, word >> bits) for word in self._pointers if word < _IMMEDIATE]
+        located = [(word & mask, word >> bits) for word in self._pointers if word < IMMEDIATE]
         if len(located) > 1:
             located.sort(key=_first)  # stable: equal addresses keep pointer order
         result = []
@@ -232,7 +232,7 @@ class Heap(HeapBase):
 
     def _has_immediates(self) -> bool:
         for word in self._pointers:
-            if word >= _IMMEDIATE:
+            if word >= IMMEDIATE:
                 return True
         return False
 

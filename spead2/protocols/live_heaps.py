@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .batch import PacketBatch, SingleHeaps, regular_runs, run_rows, single_packet_heaps
-from .constants import CTRL_STREAM_STOP, STREAM_CTRL_ID
+from .constants import CTRL_STREAM_STOP, IMMEDIATE, STREAM_CTRL_ID
 from .report import Report
 from .stats import (
     HEAPS,
@@ -52,7 +52,6 @@ __all__ = [
 
 _INFO = logging.INFO
 _WARNING = logging.WARNING
-IMMEDIATE = 1 << 63
 
 #: Most separate (non-touching) byte ranges an out-of-order heap may hold.
 #: Honest reordering creates a handful; the cap keeps hostile packet patterns

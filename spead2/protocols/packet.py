@@ -14,7 +14,7 @@ import logging
 import struct
 from collections.abc import Buffer
 
-from .constants import MAGIC, VERSION
+from .constants import IMMEDIATE, MAGIC, VERSION
 from .report import Report, ignore
 
 __all__ = ["PacketError", "DecodedPacket", "decode_packet", "packet_size"]
@@ -26,7 +26,6 @@ _HEADER_4 = struct.Struct(">HBBxxH4Q")
 #: The header and the fourth pointer only (where PAYLOAD_LENGTH usually is).
 _HEADER_P3 = struct.Struct(">HBBxxH24xQ")
 _MAGIC_VERSION = (MAGIC << 8) | VERSION
-_IMMEDIATE = 1 << 63
 
 #: Pointer unpackers for the common pointer counts, built once; rarer (larger)
 #: counts get a fresh Struct, which hostile input cannot turn into unbounded caching.
@@ -49,7 +48,7 @@ class _FlavourKeys:
     __slots__ = ("hab", "mask", "lo", "hi", "k_cnt", "k_plen")
 
     def __init__(self, hab: int) -> None:
-        base = _IMMEDIATE >> hab
+        base = IMMEDIATE >> hab
         self.hab = hab
         self.mask = (1 << hab) - 1
         self.lo = (base | 1) << hab
@@ -65,7 +64,7 @@ _KEYS: list[_FlavourKeys | None] = [None] + [_FlavourKeys(8 * w) for w in range(
 #: ``b_k = (immediate | ID k) << hab``.
 _FAST_KEYS: list[tuple[int, int, int, int, int, int, int]] = [
     (
-        (k.hab, k.mask, *(((_IMMEDIATE >> k.hab) | i) << k.hab for i in range(1, 6)))  # type: ignore[misc]
+        (k.hab, k.mask, *(((IMMEDIATE >> k.hab) | i) << k.hab for i in range(1, 6)))  # type: ignore[misc]
         if k is not None
         else (0, 0, 0, 0, 0, 0, 0)
     )

@@ -18,6 +18,7 @@ from typing import Protocol
 from .constants import (
     HEAP_CNT_ID,
     HEAP_LENGTH_ID,
+    IMMEDIATE,
     MAGIC,
     NULL_ID,
     PAYLOAD_LENGTH_ID,
@@ -28,7 +29,6 @@ from .flavour import Flavour
 
 __all__ = ["HeapEntry", "HeapPacketizer", "PacketSource", "Packet"]
 
-_IMMEDIATE = 1 << 63
 #: Packet header (magic, version, widths, reserved) followed by n_items and the
 #: four per-packet immediates, in the order spead2 sends them.
 _PREFIX = struct.Struct(">6sH4Q")
@@ -125,7 +125,7 @@ class HeapPacketizer:
                         f"immediate value of item {item_id:#x} ({view.nbytes} bytes) does not "
                         f"fit in the {bits}-bit value field of SPEAD-64-{bits}"
                     )
-                pointers.append(_IMMEDIATE | (item_id << bits) | int.from_bytes(view))
+                pointers.append(IMMEDIATE | (item_id << bits) | int.from_bytes(view))
             else:
                 pointers.append((item_id << bits) | length)
                 if view.nbytes:
@@ -157,10 +157,10 @@ class HeapPacketizer:
             )
 
         self._prefix = bytes((MAGIC, VERSION, (64 - bits) // 8, bits // 8, 0, 0))
-        self._cnt_pointer = _IMMEDIATE | (HEAP_CNT_ID << bits) | cnt
-        self._length_pointer = _IMMEDIATE | (HEAP_LENGTH_ID << bits) | padded_length
-        self._offset_pointer = _IMMEDIATE | (PAYLOAD_OFFSET_ID << bits)
-        self._plen_pointer = _IMMEDIATE | (PAYLOAD_LENGTH_ID << bits)
+        self._cnt_pointer = IMMEDIATE | (HEAP_CNT_ID << bits) | cnt
+        self._length_pointer = IMMEDIATE | (HEAP_LENGTH_ID << bits) | padded_length
+        self._offset_pointer = IMMEDIATE | (PAYLOAD_OFFSET_ID << bits)
+        self._plen_pointer = IMMEDIATE | (PAYLOAD_LENGTH_ID << bits)
         self._n_pointers = len(pointers)
         self._pointer_bytes = struct.pack(f">{len(pointers)}Q", *pointers)
         self._repeat = repeat

@@ -14,6 +14,8 @@ import operator
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
+from .arguments import uint64
+
 __all__ = [
     "StreamStatConfig",
     "StreamStats",
@@ -50,17 +52,6 @@ SKIPPED_FRAMES: Final = "skipped_frames"
 _UINT64_LIMIT = 1 << 64
 
 
-def _uint64(value: object, what: str) -> int:
-    """``value`` as an unsigned 64-bit int; ``TypeError`` otherwise, as the reference's binding does."""
-    try:
-        result = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
-    if not 0 <= result < _UINT64_LIMIT:
-        raise TypeError(f"{what} must be a non-negative integer below 2**64 (got {result})")
-    return result
-
-
 class StreamStatConfig:
     """Name and combining rule of one statistic."""
 
@@ -92,8 +83,8 @@ class StreamStatConfig:
 
     def combine(self, a: int, b: int) -> int:
         """Combine two values of this statistic according to its mode."""
-        a = _uint64(a, "a")
-        b = _uint64(b, "b")
+        a = uint64(a, "a")
+        b = uint64(b, "b")
         if self._mode is StreamStatConfig.Mode.MAXIMUM:
             return max(a, b)
         return (a + b) % _UINT64_LIMIT  # unsigned 64-bit counters wrap, as in the reference
@@ -144,7 +135,7 @@ def _stat_property(index: int, name: str) -> property:
         return self._values[index]
 
     def setter(self: StreamStats, value: int) -> None:
-        self._values[index] = _uint64(value, name)
+        self._values[index] = uint64(value, name)
 
     return property(getter, setter, doc=f"The ``{name}`` statistic.")
 
@@ -170,7 +161,7 @@ class StreamStats:
         if values is None:
             self._values = [0] * len(self._config)
         else:
-            self._values = [_uint64(v, "statistic value") for v in values]
+            self._values = [uint64(v, "statistic value") for v in values]
             if len(self._values) != len(self._config):
                 raise ValueError(
                     f"values has {len(self._values)} entries but config has {len(self._config)}"
@@ -208,7 +199,7 @@ class StreamStats:
         return self._values[self._key(key)]
 
     def __setitem__(self, key: str | int, value: int) -> None:
-        value = _uint64(value, "statistic value")
+        value = uint64(value, "statistic value")
         self._values[self._key(key)] = value
 
     def __contains__(self, name: object) -> bool:

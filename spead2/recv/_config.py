@@ -11,25 +11,11 @@ from __future__ import annotations
 import operator
 from typing import Any, ClassVar, Self, overload
 
+from ..protocols.arguments import uint64
 from ..protocols.constants import BUG_COMPAT_PYSPEAD_0_5_2, MEMCPY_NONTEMPORAL, MEMCPY_STD
 from ..protocols.stats import StreamStatConfig, core_stat_configs
 
-__all__ = ["FlagOption", "RingStreamConfig", "StreamConfig", "UintOption", "uint64_arg"]
-
-_UINT64_LIMIT = 1 << 64
-
-
-def uint64_arg(name: str, value: object) -> int:
-    """``value`` as an unsigned 64-bit integer, or ``TypeError`` naming it (as the reference's binding)."""
-    try:
-        result = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a non-negative integer, not {type(value).__name__} ({value!r})"
-        ) from None
-    if not 0 <= result < _UINT64_LIMIT:
-        raise TypeError(f"{name} must be a non-negative integer below 2**64 (got {name}={result})")
-    return result
+__all__ = ["FlagOption", "RingStreamConfig", "StreamConfig", "UintOption"]
 
 
 def flag_arg(name: str, value: object) -> bool:
@@ -71,7 +57,7 @@ class _CheckedOption[T]:
 
 
 class UintOption(_CheckedOption[int]):
-    """An unsigned 64-bit option (:func:`uint64_arg`); with ``zero_error``, 0 raises
+    """An unsigned 64-bit option (:func:`~spead2.protocols.arguments.uint64`); with ``zero_error``, 0 raises
     ``ValueError(zero_error)`` too."""
 
     def __init__(self, doc: str, *, zero_error: str | None = None) -> None:
@@ -79,7 +65,7 @@ class UintOption(_CheckedOption[int]):
         self._zero_error = zero_error
 
     def check(self, name: str, value: object) -> int:
-        result = uint64_arg(name, value)
+        result = uint64(value, name)
         if result == 0 and self._zero_error is not None:
             raise ValueError(self._zero_error)
         return result
@@ -182,7 +168,7 @@ class StreamConfig:
 
     @bug_compat.setter
     def bug_compat(self, value: int) -> None:
-        value = uint64_arg("bug_compat", value)
+        value = uint64(value, "bug_compat")
         if value & ~BUG_COMPAT_PYSPEAD_0_5_2:
             raise ValueError(
                 f"unknown compatibility bits in bug_compat (got bug_compat={value:#x})"

@@ -1,7 +1,8 @@
 """``add_udp_reader`` and ``add_tcp_reader``: the reference's overloads, resolved in Python.
 
 The reference (pybind11) picks the first overload whose parameters accept
-the arguments' *types*; so does :func:`_resolve`, which keeps, for example,
+the arguments' *types*; so does
+:func:`~spead2.protocols.arguments.resolve_overload`, which keeps, for example,
 ``add_udp_reader('127.0.0.1', 7148)`` resolving to the IPv4 multicast
 overload. Once an overload is chosen, out-of-range values are reported as
 :class:`~spead2.protocols.arguments.ArgumentRangeError` (a ``TypeError``, as the reference's
@@ -14,16 +15,14 @@ stream's loop.
 
 from __future__ import annotations
 
-import operator
 import socket
-from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from ..protocols.arguments import ArgumentRangeError
+from ..protocols.arguments import REQUIRED, Overload, OverloadRules, is_int, resolve_overload
 from ..transports.base import Reader
+from ..transports.sockets import SocketHandoff
 from ..transports.tcp import TcpReader, tcp_listener_for_port, tcp_listener_from_user
 from ..transports.udp import (
-    SocketHandoff,
     UdpReader,
     udp_socket_for_ipv4_group,
     udp_socket_for_ipv6_group,
@@ -39,123 +38,41 @@ _UDP_BUFFER_SIZE = 8388608
 _TCP_MAX_SIZE = 65536
 _TCP_BUFFER_SIZE = 212992
 
-_REQUIRED = object()
-
-
-def _is_int(value: object) -> bool:
-    if isinstance(value, (str, bytes, bytearray, float)):
-        return False
-    try:
-        operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
-
-
-def _is_str(value: object) -> bool:
-    return isinstance(value, str)
-
-
-def _is_socket(value: object) -> bool:
-    return isinstance(value, socket.socket)
-
-
-_CHECKS: dict[str, Callable[[object], bool]] = {"int": _is_int, "str": _is_str, "socket": _is_socket}
-_TYPE_NAMES = {"int": "int", "str": "str", "socket": "socket.socket"}
-
-#: Inclusive bounds of the integer parameters (the reference's C++ types).
-_BOUNDS = {
-    "port": (0, 65535),
-    "max_size": (0, 2**63 - 1),
-    "buffer_size": (0, 2**63 - 1),
-    "interface_index": (0, 2**32 - 1),
-}
-
-Param = tuple[str, str, object]  # name, kind, default
-
-
-class _Overload:
-    """One signature of an overloaded method."""
-
-    def __init__(self, params: Sequence[Param]) -> None:
-        self.params = params
-        self.names = {name for name, _, _ in params}
-
-    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The arguments by name, or None if their number, names or types do not fit."""
-        if len(args) > len(self.params) or not self.names.issuperset(kwargs):
-            return None
-        values = {name: value for (name, _, _), value in zip(self.params, args, strict=False)}
-        for name, value in kwargs.items():
-            if name in values:
-                return None
-            values[name] = value
-        for name, kind, default in self.params:
-            if name in values:
-                if not _CHECKS[kind](values[name]):
-                    return None
-            elif default is _REQUIRED:
-                return None
-            else:
-                values[name] = default
-        return values
-
-    def describe(self) -> str:
-        parts = []
-        for name, kind, default in self.params:
-            part = f"{name}: {_TYPE_NAMES[kind]}"
-            if default is not _REQUIRED:
-                part += f" = {default!r}"
-            parts.append(part)
-        return f"({', '.join(parts)}) -> None"
-
-
-def _resolve(
-    method: str, overloads: Sequence[_Overload], args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    """The index of the first overload that accepts the arguments, and the bound arguments."""
-    for index, candidate in enumerate(overloads):
-        values = candidate.bind(args, kwargs)
-        if values is not None:
-            for name, value in values.items():
-                bounds = _BOUNDS.get(name)
-                if bounds is not None:
-                    value = values[name] = operator.index(value)
-                    if not bounds[0] <= value <= bounds[1]:
-                        # The reference's binding fails to convert such a value: TypeError.
-                        raise ArgumentRangeError(
-                            f"{method}: {name} must be in the range "
-                            f"[{bounds[0]}, {bounds[1]}], not {value}"
-                        )
-            return index, values
-    supported = "\n".join(f"    {i}. {o.describe()}" for i, o in enumerate(overloads, 1))
-    invoked = ", ".join(repr(a) for a in args)
-    if kwargs:
-        invoked += "; kwargs: " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    raise TypeError(
-        f"{method}(): incompatible function arguments. The following argument types are "
-        f"supported:\n{supported}\n\nInvoked with: {invoked}"
-    )
+#: Parameter kinds: the type name pybind11 shows, and the check of an argument.
+_RULES = OverloadRules(
+    kinds={
+        "int": ("int", is_int),
+        "str": ("str", lambda value: isinstance(value, str)),
+        "socket": ("socket.socket", lambda value: isinstance(value, socket.socket)),
+    },
+    # Inclusive bounds of the integer parameters (the reference's C++ types).
+    bounds={
+        "port": (0, 65535),
+        "max_size": (0, 2**63 - 1),
+        "buffer_size": (0, 2**63 - 1),
+        "interface_index": (0, 2**32 - 1),
+    },
+)
 
 
 _UDP_OVERLOADS = [
-    _Overload([
-        ("port", "int", _REQUIRED),
+    Overload([
+        ("port", "int", REQUIRED),
         ("max_size", "int", _UDP_MAX_SIZE),
         ("buffer_size", "int", _UDP_BUFFER_SIZE),
         ("bind_hostname", "str", ""),
     ]),
-    _Overload([("socket", "socket", _REQUIRED), ("max_size", "int", _UDP_MAX_SIZE)]),
-    _Overload([
-        ("multicast_group", "str", _REQUIRED),
-        ("port", "int", _REQUIRED),
+    Overload([("socket", "socket", REQUIRED), ("max_size", "int", _UDP_MAX_SIZE)]),
+    Overload([
+        ("multicast_group", "str", REQUIRED),
+        ("port", "int", REQUIRED),
         ("max_size", "int", _UDP_MAX_SIZE),
         ("buffer_size", "int", _UDP_BUFFER_SIZE),
         ("interface_address", "str", "0.0.0.0"),
     ]),
-    _Overload([
-        ("multicast_group", "str", _REQUIRED),
-        ("port", "int", _REQUIRED),
+    Overload([
+        ("multicast_group", "str", REQUIRED),
+        ("port", "int", REQUIRED),
         ("max_size", "int", _UDP_MAX_SIZE),
         ("buffer_size", "int", _UDP_BUFFER_SIZE),
         ("interface_index", "int", 0),
@@ -163,13 +80,13 @@ _UDP_OVERLOADS = [
 ]
 
 _TCP_OVERLOADS = [
-    _Overload([
-        ("port", "int", _REQUIRED),
+    Overload([
+        ("port", "int", REQUIRED),
         ("max_size", "int", _TCP_MAX_SIZE),
         ("buffer_size", "int", _TCP_BUFFER_SIZE),
         ("bind_hostname", "str", ""),
     ]),
-    _Overload([("acceptor", "socket", _REQUIRED), ("max_size", "int", _TCP_MAX_SIZE)]),
+    Overload([("acceptor", "socket", REQUIRED), ("max_size", "int", _TCP_MAX_SIZE)]),
 ]
 
 
@@ -223,7 +140,7 @@ class NetworkReaders:
         ``invalid_packets``. ``buffer_size`` is the kernel receive buffer
         requested (0 = OS default); getting less is only a warning.
         """
-        which, a = _resolve("add_udp_reader", _UDP_OVERLOADS, args, kwargs)
+        which, a = resolve_overload("add_udp_reader", _UDP_OVERLOADS, args, kwargs, _RULES)
         if which == 0:
             sock = udp_socket_for_port(a["port"], a["buffer_size"], a["bind_hostname"])
         elif which == 1:
@@ -258,7 +175,7 @@ class NetworkReaders:
         ``invalid_packets``; on an invalid header the reader logs it, moves
         on 8 bytes and tries again.
         """
-        which, a = _resolve("add_tcp_reader", _TCP_OVERLOADS, args, kwargs)
+        which, a = resolve_overload("add_tcp_reader", _TCP_OVERLOADS, args, kwargs, _RULES)
         if which == 0:
             sock = tcp_listener_for_port(a["port"], a["buffer_size"], a["bind_hostname"])
         else:

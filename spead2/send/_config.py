@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import math
-import operator
-from typing import SupportsFloat, SupportsIndex
+from typing import SupportsFloat
+
+from ..protocols.arguments import uint64
 
 __all__ = ["GroupMode", "RateMethod", "StreamConfig"]
 
@@ -25,18 +26,6 @@ class GroupMode(enum.Enum):
     ROUND_ROBIN = 0
     #: Each heap completely, one after the other.
     SERIAL = 1
-
-
-def _unsigned(name: str, value: SupportsIndex) -> int:
-    # The reference rejects negative / non-integer values for its unsigned C++
-    # parameters with TypeError (pybind argument conversion); so do we.
-    try:
-        result = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer (got {value!r})") from None
-    if result < 0 or result >= 1 << 64:
-        raise TypeError(f"{name} must be a non-negative 64-bit integer (got {result!r})")
-    return result
 
 
 def _float(name: str, value: SupportsFloat) -> float:
@@ -102,7 +91,7 @@ class StreamConfig:
 
     @max_packet_size.setter
     def max_packet_size(self, value: int) -> None:
-        self._max_packet_size = _unsigned("max_packet_size", value)
+        self._max_packet_size = uint64(value, "max_packet_size")
 
     @property
     def rate(self) -> float:
@@ -123,7 +112,7 @@ class StreamConfig:
 
     @burst_size.setter
     def burst_size(self, value: int) -> None:
-        self._burst_size = _unsigned("burst_size", value)
+        self._burst_size = uint64(value, "burst_size")
 
     @property
     def max_heaps(self) -> int:
@@ -132,7 +121,7 @@ class StreamConfig:
 
     @max_heaps.setter
     def max_heaps(self, value: int) -> None:
-        max_heaps = _unsigned("max_heaps", value)
+        max_heaps = uint64(value, "max_heaps")
         if max_heaps == 0:
             raise ValueError(f"max_heaps must be positive (got {max_heaps!r})")
         self._max_heaps = max_heaps

@@ -74,6 +74,29 @@ class _InprocTransport:
     send_packet_blocking = send_packet
 
 
+class InprocForms:
+    """The constructor and ``queues`` of ``InprocStream``, shared by the synchronous and asyncio classes.
+
+    Comes before :class:`SyncStream` or :class:`AsyncStream` in the bases.
+    """
+
+    def __init__(
+        self,
+        thread_pool: ThreadPool,
+        queues: Sequence[InprocQueue],
+        config: StreamConfig | None = None,
+    ) -> None:
+        _check_thread_pool(thread_pool)
+        self._inproc = _InprocTransport(queues)
+        # The driver base that follows in the MRO (SyncStream or AsyncStream).
+        super().__init__(config, self._inproc)  # type: ignore[call-arg]
+
+    @property
+    def queues(self) -> list[InprocQueue]:
+        """The queues, indexed by substream (a new list each time)."""
+        return list(self._inproc.queues)
+
+
 class BytesStream(SyncStream):
     """A stream that collects its packets in memory, back-to-back (as TCP would carry them).
 
@@ -90,23 +113,8 @@ class BytesStream(SyncStream):
         return bytes(self._bytes.data)
 
 
-class InprocStream(SyncStream):
+class InprocStream(InprocForms, SyncStream):
     """A stream that puts packets on in-process queues, one queue per substream.
 
     The queues are not stopped by the stream.
     """
-
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        queues: Sequence[InprocQueue],
-        config: StreamConfig | None = None,
-    ) -> None:
-        _check_thread_pool(thread_pool)
-        self._inproc = _InprocTransport(queues)
-        super().__init__(config, self._inproc)
-
-    @property
-    def queues(self) -> list[InprocQueue]:
-        """The queues, indexed by substream (a new list each time)."""
-        return list(self._inproc.queues)

@@ -1,9 +1,10 @@
 """Network send streams: :class:`UdpStream` and :class:`TcpStream` (synchronous), and their set-up.
 
 The reference's constructors are overloaded (pybind11 picks the first
-overload whose parameters accept the arguments' *types*); :func:`_resolve`
-does the same, so for example ``UdpStream(pool, endpoints, config, 524288,
-4)`` is the multicast-TTL form. Once a form is chosen, out-of-range values
+overload whose parameters accept the arguments' *types*);
+:func:`~spead2.protocols.arguments.resolve_overload` does the same, so for
+example ``UdpStream(pool, endpoints, config, 524288, 4)`` is the
+multicast-TTL form. Once a form is chosen, out-of-range values
 are ``ValueError`` naming the parameter. The functions that turn the
 arguments into an open socket (:func:`open_udp`, :func:`open_tcp`,
 :func:`tcp_connect_args`) are shared with the asyncio streams in
@@ -13,34 +14,41 @@ so their errors raise to the caller.
 
 from __future__ import annotations
 
-import asyncio
 import operator
-import os
 import socket
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 from .._thread_pool import ThreadPool
-from ..protocols.arguments import ArgumentRangeError, MulticastHopsError
-from ..transports.tcp_send import TcpTransport, tcp_connect
-from ..transports.udp_send import (
+from ..protocols.arguments import (
+    REQUIRED,
+    ArgumentRangeError,
+    MulticastHopsError,
+    Overload,
+    OverloadRules,
+    Param,
+    is_int,
+    resolve_overload,
+)
+from ..transports.sockets import (
     Address,
-    UdpTransport,
     bind_interface,
     configure_ipv4_multicast,
     configure_ipv6_multicast,
     configure_multicast_ttl,
-    duplicate_user_socket,
+    duplicate_socket,
     ip_of,
     new_socket,
     resolve_endpoint,
     set_send_buffer,
 )
+from ..transports.tcp_send import TcpTransport, tcp_connect
+from ..transports.timer import TimerSleeper
+from ..transports.udp_send import UdpTransport
 from ._config import StreamConfig
 from ._memory_streams import _check_thread_pool
-from ._stream import SyncStream
+from ._stream import AsyncStream, SyncStream
 
 __all__ = ["TcpStream", "UdpStream"]
 
@@ -51,122 +59,43 @@ Endpoints = Sequence[tuple[str, int]]
 
 # -- overload resolution ---------------------------------------------------------------
 
-_REQUIRED: Any = object()
-
-
-def _is_int(value: object) -> bool:
-    if isinstance(value, (str, bytes, bytearray, float)):
-        return False
-    try:
-        operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
-
-
 def _is_endpoints(value: object) -> bool:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         return False
     for endpoint in value:
         if isinstance(endpoint, (str, bytes)) or not isinstance(endpoint, Sequence):
             return False
-        if len(endpoint) != 2 or not isinstance(endpoint[0], str) or not _is_int(endpoint[1]):
+        if len(endpoint) != 2 or not isinstance(endpoint[0], str) or not is_int(endpoint[1]):
             return False
     return True
 
 
-_CHECKS: dict[str, Callable[[object], bool]] = {
-    "int": _is_int,
-    "str": lambda value: isinstance(value, str),
-    "endpoints": _is_endpoints,
-    "config": lambda value: value is None or isinstance(value, StreamConfig),
-    "udp socket": lambda value: isinstance(value, socket.socket)
-    and value.type == socket.SOCK_DGRAM,
-    "tcp socket": lambda value: isinstance(value, socket.socket)
-    and value.type == socket.SOCK_STREAM,
-}
-_TYPE_NAMES = {
-    "int": "int",
-    "str": "str",
-    "endpoints": "list[tuple[str, int]]",
-    "config": "StreamConfig",
-    "udp socket": "socket.socket (SOCK_DGRAM)",
-    "tcp socket": "socket.socket (SOCK_STREAM)",
-}
-#: Inclusive bounds of integer parameters (the reference's C++ types).
-_BOUNDS = {
-    "buffer_size": (0, 2**63 - 1),
-    "ttl": (0, 255),
-    "interface_index": (0, 2**32 - 1),
-}
-
-_Param = tuple[str, str, object]  # name, kind, default
+def _is_socket_of(kind: socket.SocketKind) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, socket.socket) and value.type == kind
 
 
-class _Overload:
-    """One form of an overloaded constructor."""
-
-    def __init__(self, params: Sequence[_Param]) -> None:
-        self.params = params
-        self.names = {name for name, _, _ in params}
-
-    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The arguments by name, or ``None`` if their number, names or types do not fit."""
-        if len(args) > len(self.params) or not self.names.issuperset(kwargs):
-            return None
-        values = {name: value for (name, _, _), value in zip(self.params, args, strict=False)}
-        for name, value in kwargs.items():
-            if name in values:
-                return None
-            values[name] = value
-        for name, kind, default in self.params:
-            if name in values:
-                if not _CHECKS[kind](values[name]):
-                    return None
-            elif default is _REQUIRED:
-                return None
-            else:
-                values[name] = default
-        return values
-
-    def describe(self) -> str:
-        parts = ["thread_pool: spead2.ThreadPool"]
-        for name, kind, default in self.params:
-            part = f"{name}: {_TYPE_NAMES[kind]}"
-            if default is not _REQUIRED:
-                part += " = StreamConfig()" if kind == "config" else f" = {default!r}"
-            parts.append(part)
-        return f"({', '.join(parts)})"
-
-
-def _resolve(
-    name: str, overloads: Sequence[_Overload], args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    """The index of the first overload that accepts the arguments, and the arguments by name."""
-    for index, candidate in enumerate(overloads):
-        values = candidate.bind(args, kwargs)
-        if values is None:
-            continue
-        for key, value in values.items():
-            bounds = _BOUNDS.get(key)
-            if bounds is not None:
-                value = values[key] = operator.index(value)
-                if not bounds[0] <= value <= bounds[1]:
-                    message = f"{key} must be in the range [{bounds[0]}, {bounds[1]}], not {value}"
-                    if key == "ttl":
-                        # The reference raises IndexError for this one (a range check of its own).
-                        message = f"multicast hops value out of range: {message}"
-                        raise MulticastHopsError(f"{name}: {message}")
-                    raise ArgumentRangeError(f"{name}: {message}")
-        return index, values
-    supported = "\n".join(f"    {i}. {name}{o.describe()}" for i, o in enumerate(overloads, 1))
-    invoked = ", ".join(repr(a) for a in args)
-    if kwargs:
-        invoked += "; kwargs: " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    raise TypeError(
-        f"{name}(): incompatible constructor arguments. The following argument types are "
-        f"supported:\n{supported}\n\nInvoked with: {invoked}"
-    )
+#: Parameter kinds: the type name pybind11 shows, and the check of an argument.
+_RULES = OverloadRules(
+    kinds={
+        "int": ("int", is_int),
+        "str": ("str", lambda value: isinstance(value, str)),
+        "endpoints": ("list[tuple[str, int]]", _is_endpoints),
+        "config": ("StreamConfig", lambda value: value is None or isinstance(value, StreamConfig)),
+        "udp socket": ("socket.socket (SOCK_DGRAM)", _is_socket_of(socket.SOCK_DGRAM)),
+        "tcp socket": ("socket.socket (SOCK_STREAM)", _is_socket_of(socket.SOCK_STREAM)),
+    },
+    # Inclusive bounds of integer parameters (the reference's C++ types).
+    bounds={
+        "buffer_size": (0, 2**63 - 1),
+        "ttl": (0, 255),
+        "interface_index": (0, 2**32 - 1),
+    },
+    # The reference raises IndexError for this one (a range check of its own).
+    range_errors={"ttl": (MulticastHopsError, "multicast hops value out of range: ")},
+    constructor=True,
+    leading=("thread_pool: spead2.ThreadPool",),
+    default_names={"config": "StreamConfig()"},
+)
 
 
 def _endpoint_list(name: str, endpoints: Endpoints) -> list[tuple[str, int]]:
@@ -181,19 +110,19 @@ def _endpoint_list(name: str, endpoints: Endpoints) -> list[tuple[str, int]]:
 
 # -- UDP ---------------------------------------------------------------------------
 
-_UDP_COMMON: list[_Param] = [
-    ("endpoints", "endpoints", _REQUIRED),
+_UDP_COMMON: list[Param] = [
+    ("endpoints", "endpoints", REQUIRED),
     ("config", "config", None),
     ("buffer_size", "int", UDP_DEFAULT_BUFFER_SIZE),
 ]
 _UDP_OVERLOADS = [
-    _Overload([*_UDP_COMMON, ("interface_address", "str", "")]),
-    _Overload([*_UDP_COMMON, ("ttl", "int", _REQUIRED)]),
-    _Overload([*_UDP_COMMON, ("ttl", "int", _REQUIRED), ("interface_address", "str", _REQUIRED)]),
-    _Overload([*_UDP_COMMON, ("ttl", "int", _REQUIRED), ("interface_index", "int", _REQUIRED)]),
-    _Overload([
-        ("socket", "udp socket", _REQUIRED),
-        ("endpoints", "endpoints", _REQUIRED),
+    Overload([*_UDP_COMMON, ("interface_address", "str", "")]),
+    Overload([*_UDP_COMMON, ("ttl", "int", REQUIRED)]),
+    Overload([*_UDP_COMMON, ("ttl", "int", REQUIRED), ("interface_address", "str", REQUIRED)]),
+    Overload([*_UDP_COMMON, ("ttl", "int", REQUIRED), ("interface_index", "int", REQUIRED)]),
+    Overload([
+        ("socket", "udp socket", REQUIRED),
+        ("endpoints", "endpoints", REQUIRED),
         ("config", "config", None),
     ]),
 ]
@@ -231,12 +160,12 @@ def open_udp(
     Returns the config, an open UDP socket the caller owns, and one resolved
     address per substream.
     """
-    form, a = _resolve(name, _UDP_OVERLOADS, args, kwargs)
+    form, a = resolve_overload(name, _UDP_OVERLOADS, args, kwargs, _RULES)
     endpoints = _endpoint_list(name, a["endpoints"])
     if form == _SOCKET:
         user_socket: socket.socket = a["socket"]
         _, addrs = _resolve_udp_endpoints(endpoints, user_socket.family)
-        return a["config"], duplicate_user_socket(user_socket), addrs
+        return a["config"], duplicate_socket(user_socket), addrs
     family, addrs = _resolve_udp_endpoints(endpoints, None)
     if form == _TTL:
         _check_multicast(addrs, None)
@@ -264,9 +193,9 @@ def open_udp(
 
 # -- TCP ---------------------------------------------------------------------------
 
-_TCP_SOCKET_OVERLOAD = _Overload([("socket", "tcp socket", _REQUIRED), ("config", "config", None)])
-_TCP_CONNECT_OVERLOAD = _Overload([
-    ("endpoints", "endpoints", _REQUIRED),
+_TCP_SOCKET_OVERLOAD = Overload([("socket", "tcp socket", REQUIRED), ("config", "config", None)])
+_TCP_CONNECT_OVERLOAD = Overload([
+    ("endpoints", "endpoints", REQUIRED),
     ("config", "config", None),
     ("buffer_size", "int", TCP_DEFAULT_BUFFER_SIZE),
     ("interface_address", "str", ""),
@@ -288,15 +217,15 @@ def tcp_socket_args(
     name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[StreamConfig | None, socket.socket]:
     """Resolve ``TcpStream(thread_pool, socket, config)``: the config and a duplicate of the socket."""
-    _, a = _resolve(name, [_TCP_SOCKET_OVERLOAD], args, kwargs)
-    return a["config"], duplicate_user_socket(a["socket"])
+    _, a = resolve_overload(name, [_TCP_SOCKET_OVERLOAD], args, kwargs, _RULES)
+    return a["config"], duplicate_socket(a["socket"])
 
 
 def tcp_connect_args(
     name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[StreamConfig | None, tuple[str, int], int, str]:
     """Resolve the connecting form: ``(config, (host, port), buffer_size, interface_address)``."""
-    _, a = _resolve(name, [_TCP_CONNECT_OVERLOAD], args, kwargs)
+    _, a = resolve_overload(name, [_TCP_CONNECT_OVERLOAD], args, kwargs, _RULES)
     return _connect_values(name, a)
 
 
@@ -304,75 +233,12 @@ def open_tcp(
     name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[StreamConfig | None, socket.socket]:
     """Resolve a synchronous ``TcpStream`` constructor call; connects in the calling thread."""
-    form, a = _resolve(name, [_TCP_SOCKET_OVERLOAD, _TCP_CONNECT_OVERLOAD], args, kwargs)
+    overloads = [_TCP_SOCKET_OVERLOAD, _TCP_CONNECT_OVERLOAD]
+    form, a = resolve_overload(name, overloads, args, kwargs, _RULES)
     if form == 0:
-        return a["config"], duplicate_user_socket(a["socket"])
+        return a["config"], duplicate_socket(a["socket"])
     config, (host, port), buffer_size, interface_address = _connect_values(name, a)
     return config, tcp_connect(host, port, buffer_size, interface_address)
-
-
-# -- precise sleeps for the rate limiter ---------------------------------------------
-
-
-class TimerSleeper:
-    """Sleeps for the rate limiter with a ``timerfd``, far more precise than the defaults.
-
-    At 1 Gb/s a 64 KiB burst lasts 0.5 ms. ``time.sleep`` overshoots by about
-    0.1 ms (the default 50 µs timer slack plus wake-up), and ``asyncio.sleep``
-    rounds up to whole milliseconds (asyncio's selector) or down to zero
-    (uvloop); a timerfd wakes within a few tens of µs, blocking
-    (:meth:`sleep`) or through the event loop (:meth:`async_sleep`). Where
-    ``os.timerfd_create`` is missing (not Linux) the defaults are used.
-    One sleep at a time: a stream only ever sleeps in its one sending thread
-    or driver task. Call :meth:`close` to release the descriptor.
-    """
-
-    __slots__ = ("_fd", "__weakref__")
-
-    available = hasattr(os, "timerfd_create")
-
-    def __init__(self) -> None:
-        self._fd = -1
-
-    def _timer(self, delay: float) -> int:
-        fd = self._fd
-        if fd < 0:
-            fd = self._fd = os.timerfd_create(time.CLOCK_MONOTONIC, flags=os.TFD_CLOEXEC)
-        # A zero initial value would disarm the timer instead of firing at once.
-        os.timerfd_settime_ns(fd, initial=max(int(delay * 1e9), 1))
-        return fd
-
-    def sleep(self, delay: float) -> None:
-        """Block the calling thread for ``delay`` seconds (interruptible by signals)."""
-        if delay <= 0.0:
-            return
-        os.read(self._timer(delay), 8)
-
-    async def async_sleep(self, delay: float) -> None:
-        """Wait ``delay`` seconds on the running event loop."""
-        if delay <= 0.0:
-            await asyncio.sleep(0)
-            return
-        loop = asyncio.get_running_loop()
-        fd = self._timer(delay)
-        waiter = loop.create_future()
-
-        def on_expiry() -> None:
-            os.read(fd, 8)
-            if not waiter.done():
-                waiter.set_result(None)
-
-        loop.add_reader(fd, on_expiry)
-        try:
-            await waiter
-        finally:
-            loop.remove_reader(fd)
-
-    def close(self) -> None:
-        """Release the timer (idempotent)."""
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
 
 
 # -- the streams ---------------------------------------------------------------------
@@ -383,13 +249,20 @@ def own_transport(stream: object, transport: UdpTransport | TcpTransport) -> Non
     _release_with(stream, transport.close)
 
 
-def precise_sleeper(stream: object) -> TimerSleeper | None:
-    """A :class:`TimerSleeper` released with ``stream``, or ``None`` where there is none."""
+def use_timer_sleep(stream: SyncStream | AsyncStream) -> None:
+    """Make ``stream``'s rate limiter sleep on a timerfd released with the stream, where there is one.
+
+    ``time.sleep`` and ``asyncio.sleep`` are far too coarse for rate limiting
+    at Gb/s (see :class:`~spead2.transports.timer.TimerSleeper`).
+    """
     if not TimerSleeper.available:
-        return None
+        return
     sleeper = TimerSleeper()
     _release_with(stream, sleeper.close)
-    return sleeper
+    if isinstance(stream, AsyncStream):
+        stream._sleep = sleeper.async_sleep
+    else:
+        stream._sleep = sleeper.sleep
 
 
 def _release_with(stream: object, close: Callable[[], None]) -> None:
@@ -398,7 +271,49 @@ def _release_with(stream: object, close: Callable[[], None]) -> None:
     weakref.finalize(stream, close).atexit = False
 
 
-class UdpStream(SyncStream):
+class UdpForms:
+    """The constructor forms of ``UdpStream``, shared by the synchronous and asyncio classes.
+
+    Comes before :class:`SyncStream` or :class:`AsyncStream` in the bases;
+    ``_transport_class`` says which transport the stream drives.
+    """
+
+    _transport_class: ClassVar[type[UdpTransport]]
+
+    # The reference's forms, for editors and type checkers; the implementation
+    # resolves them at run time as the reference does (open_udp).
+    @overload
+    def __init__(
+        self, thread_pool: ThreadPool, endpoints: Endpoints, config: StreamConfig | None = ...,
+        buffer_size: int = ..., interface_address: str = ...,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self, thread_pool: ThreadPool, endpoints: Endpoints, config: StreamConfig | None = ...,
+        buffer_size: int = ..., *, ttl: int, interface_address: str = ...,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self, thread_pool: ThreadPool, endpoints: Endpoints, config: StreamConfig | None = ...,
+        buffer_size: int = ..., *, ttl: int, interface_index: int,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self, thread_pool: ThreadPool, socket: socket.socket, endpoints: Endpoints,
+        config: StreamConfig | None = ...,
+    ) -> None: ...
+
+    def __init__(self, thread_pool: ThreadPool, *args: Any, **kwargs: Any) -> None:
+        _check_thread_pool(thread_pool)
+        config, sock, addrs = open_udp("UdpStream", args, kwargs)
+        transport = self._transport_class(sock, addrs)
+        own_transport(self, transport)
+        # The driver base that follows in the MRO (SyncStream or AsyncStream).
+        super().__init__(config, transport)  # type: ignore[call-arg]
+        use_timer_sleep(self)  # type: ignore[arg-type]
+
+
+class UdpStream(UdpForms, SyncStream):
     """Sends each packet as a UDP datagram to the endpoint of its heap's substream.
 
     ``endpoints`` is a non-empty list of ``(host, port)``, one per substream;
@@ -423,69 +338,7 @@ class UdpStream(SyncStream):
     #: Default socket send buffer asked for (bytes).
     DEFAULT_BUFFER_SIZE = UDP_DEFAULT_BUFFER_SIZE
 
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        interface_address: str = "",
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
-        interface_address: str,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
-        interface_index: int,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        socket: socket.socket,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-    ) -> None: ...
-
-    def __init__(self, thread_pool: ThreadPool, *args: Any, **kwargs: Any) -> None:
-        _check_thread_pool(thread_pool)
-        config, sock, addrs = open_udp("UdpStream", args, kwargs)
-        transport = UdpTransport(sock, addrs)
-        own_transport(self, transport)
-        super().__init__(config, transport)
-        sleeper = precise_sleeper(self)
-        if sleeper is not None:
-            self._sleep = sleeper.sleep
+    _transport_class = UdpTransport
 
 
 class TcpStream(SyncStream):
@@ -507,20 +360,12 @@ class TcpStream(SyncStream):
 
     @overload
     def __init__(
-        self,
-        thread_pool: ThreadPool,
-        socket: socket.socket,
-        config: StreamConfig | None = None,
+        self, thread_pool: ThreadPool, socket: socket.socket, config: StreamConfig | None = ...
     ) -> None: ...
-
     @overload
     def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = TCP_DEFAULT_BUFFER_SIZE,
-        interface_address: str = "",
+        self, thread_pool: ThreadPool, endpoints: Endpoints, config: StreamConfig | None = ...,
+        buffer_size: int = ..., interface_address: str = ...,
     ) -> None: ...
 
     def __init__(self, thread_pool: ThreadPool, *args: Any, **kwargs: Any) -> None:
@@ -529,6 +374,4 @@ class TcpStream(SyncStream):
         transport = TcpTransport(sock)
         own_transport(self, transport)
         super().__init__(config, transport)
-        sleeper = precise_sleeper(self)
-        if sleeper is not None:
-            self._sleep = sleeper.sleep
+        use_timer_sleep(self)

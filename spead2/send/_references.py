@@ -10,13 +10,13 @@ import operator
 from collections.abc import Sequence
 from typing import SupportsFloat, SupportsIndex
 
+from ..protocols.arguments import uint64
 from ._heap import Heap
 
 __all__ = ["HeapReference", "HeapReferenceList"]
 
 _INT64_MIN = -(1 << 63)
 _INT64_LIMIT = 1 << 63
-_UINT64_LIMIT = 1 << 64
 
 
 def _check_cnt(cnt: SupportsIndex) -> int:
@@ -25,13 +25,6 @@ def _check_cnt(cnt: SupportsIndex) -> int:
     if not _INT64_MIN <= value < _INT64_LIMIT:
         raise TypeError(f"cnt must be a 64-bit signed integer (got {value!r})")
     return value
-
-
-def _check_unsigned(name: str, value: SupportsIndex) -> int:
-    result = operator.index(value)
-    if not 0 <= result < _UINT64_LIMIT:
-        raise TypeError(f"{name} must be a non-negative 64-bit integer (got {result!r})")
-    return result
 
 
 def _check_rate(rate: SupportsFloat) -> float:
@@ -65,7 +58,7 @@ class HeapReference:
     ) -> None:
         self._heap = _check_heap(heap)
         self._cnt = _check_cnt(cnt)
-        self._substream_index = _check_unsigned("substream_index", substream_index)
+        self._substream_index = uint64(substream_index, "substream_index")
         self._rate = _check_rate(rate)
 
     @property
@@ -89,7 +82,7 @@ class HeapReference:
 
     @substream_index.setter
     def substream_index(self, value: int) -> None:
-        self._substream_index = _check_unsigned("substream_index", value)
+        self._substream_index = uint64(value, "substream_index")
 
     @property
     def rate(self) -> float:

@@ -1,4 +1,4 @@
-"""Machinery common to every send stream: cnts, scheduling, drivers.
+"""Machinery common to every send stream: the stream base and its two drivers.
 
 Heap references (``send_heaps``' per-heap cnt, substream and rate) are in
 :mod:`._references`.
@@ -6,12 +6,13 @@ Heap references (``send_heaps``' per-heap cnt, substream and rate) are in
 Layers, top to bottom:
 
 * :class:`Stream` — the public base: the cnt sequence, ``num_substreams``,
-  and turning a call's heaps into a validated :class:`_HeapGroup` (errors,
-  cnt assignment, one :class:`~spead2.protocols.packetizer.HeapPacketizer`
-  per heap).
-* :class:`GroupScheduler` — sans-IO apart from being handed the time: yields
-  the packets of a group in transmission order (``GroupMode``) with the time
-  each may be sent (:class:`~spead2.protocols.rate.RateLimiter`).
+  and turning a call's heaps into a validated :class:`_HeapGroup` (argument
+  errors here, then the core's scheduler).
+* :class:`~spead2.protocols.scheduler.GroupScheduler` (sans-IO, in the core):
+  yields the packets of a group in transmission order (``GroupMode``) with
+  the time each may be sent (:class:`~spead2.protocols.rate.RateLimiter`);
+  :func:`~spead2.protocols.scheduler.schedule_group` makes one, assigning the
+  automatic cnts (:class:`~spead2.protocols.scheduler.CntSequence`).
 * Two drivers that move the scheduler's packets to a transport:
   :class:`SyncStream` (``send_heap``/``send_heaps``; runs in the calling
   thread, sleeps with :func:`time.sleep`) and :class:`AsyncStream`
@@ -65,18 +66,18 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Protocol
 
 from .._log import log_limited
-from ..protocols.packetizer import HeapPacketizer, Packet
+from ..protocols.arguments import uint64
+from ..protocols.packetizer import Packet
 from ..protocols.rate import RateLimiter
+from ..protocols.scheduler import CntSequence, GroupScheduler, schedule_group
 from ._config import GroupMode, StreamConfig
 from ._heap import Heap
 from ._references import (
-    _UINT64_LIMIT,
     HeapReference,
     HeapReferenceList,
     _check_cnt,
     _check_heap,
     _check_rate,
-    _check_unsigned,
     _convert_heaps,
     _Ref,
 )
@@ -85,7 +86,6 @@ __all__ = [
     "AsyncStream",
     "Packet",
     "AsyncTransport",
-    "GroupScheduler",
     "HeapReference",
     "HeapReferenceList",
     "Stream",
@@ -134,65 +134,6 @@ def _check_mode(mode: object) -> GroupMode:
     return mode
 
 
-class GroupScheduler:
-    """The packets of a group of heaps in transmission order, each with the time it may go.
-
-    ``ROUND_ROBIN`` takes one packet from each heap in turn, skipping heaps
-    that have run out; ``SERIAL`` sends each heap completely in turn. Rates
-    are per heap, already resolved (> 0 limited, 0 unlimited). Nothing here
-    reads a clock: the caller passes the current time.
-    """
-
-    __slots__ = ("_packetizers", "_substreams", "_rates", "_active", "_pos", "_step",
-                 "_limiter", "limited", "bytes_sent")
-
-    def __init__(
-        self,
-        packetizers: list[HeapPacketizer],
-        substreams: list[int],
-        rates: list[float],
-        mode: GroupMode,
-        limiter: RateLimiter,
-    ) -> None:
-        self._packetizers = packetizers
-        self._substreams = substreams
-        self._rates = rates
-        self._active = list(range(len(packetizers)))
-        self._pos = 0
-        # SERIAL stays on the current heap until it runs out.
-        self._step = 1 if mode is GroupMode.ROUND_ROBIN else 0
-        self._limiter = limiter
-        #: Whether any heap is rate limited (if not, ``now`` is not needed).
-        self.limited = any(rate > 0.0 for rate in rates)
-        #: Bytes of all packets returned so far.
-        self.bytes_sent = 0
-
-    def next_packet(self, now: float) -> tuple[int, Packet, float] | None:
-        """``(substream_index, packet, send_time)`` for the next packet, or ``None`` when done.
-
-        ``send_time`` may be earlier than ``now`` (send immediately). The
-        packet must not be sent before ``send_time``.
-        """
-        active = self._active
-        while active:
-            pos = self._pos
-            if pos >= len(active):
-                pos = 0
-            heap_index = active[pos]
-            packet = self._packetizers[heap_index].next_packet()
-            if packet is None:
-                del active[pos]
-                self._pos = pos
-                continue
-            self._pos = pos + self._step
-            size = sum(map(len, packet))
-            self.bytes_sent += size
-            rate = self._rates[heap_index]
-            send_time = self._limiter.packet_time(size, now, rate) if rate > 0.0 else now
-            return self._substreams[heap_index], packet, send_time
-        return None
-
-
 class _HeapGroup:
     """One ``send_heap(s)`` call's worth of heaps, validated and ready to send."""
 
@@ -222,8 +163,7 @@ class Stream:
             raise TypeError(f"config must be a spead2.send.StreamConfig (got {config!r})")
         self._config = copy.copy(config)
         self._num_substreams = num_substreams
-        self._next_cnt = 1
-        self._cnt_step = 1
+        self._cnts = CntSequence()
         self._limiter = RateLimiter(self._config.burst_size, self._config.burst_rate_ratio)
         #: Clock for rate limiting (seconds, monotonic). Tests substitute a fake.
         self._clock: Callable[[], float] = time.monotonic
@@ -240,12 +180,12 @@ class Stream:
         wraps modulo 2**64 and each cnt is reduced modulo
         ``2**heap_address_bits`` of the heap it is given to.
         """
-        next_cnt = _check_unsigned("next", next)
-        step_value = _check_unsigned("step", step)
+        next_cnt = uint64(next, "next")
+        step_value = uint64(step, "step")
         if step_value == 0:
             raise ValueError("step cannot be 0")
-        self._next_cnt = next_cnt
-        self._cnt_step = step_value
+        self._cnts.next = next_cnt
+        self._cnts.step = step_value
 
     def _prepare(self, refs: Sequence[_Ref], mode: GroupMode) -> _HeapGroup:
         """Validate a group and assign its cnts (all or nothing).
@@ -272,23 +212,15 @@ class Stream:
                     "async_send_heap(s): dropping heap because cnt is out of range",
                 )
                 raise _oserror(errno.EINVAL)
-        next_cnt = self._next_cnt
-        step = self._cnt_step
-        stream_rate = self._config.rate
-        max_packet_size = self._config.max_packet_size
-        packetizers: list[HeapPacketizer] = []
-        substreams: list[int] = []
-        rates: list[float] = []
-        for heap, cnt, substream_index, rate in refs:
-            if cnt < 0:
-                cnt = next_cnt & ((1 << heap.flavour.heap_address_bits) - 1)
-                next_cnt = (next_cnt + step) & (_UINT64_LIMIT - 1)
-            packetizers.append(HeapPacketizer(heap, cnt, max_packet_size))
-            substreams.append(substream_index)
-            # Negative (or NaN) per-heap rates defer to the stream's rate.
-            rates.append(rate if rate >= 0.0 else stream_rate)
-        self._next_cnt = next_cnt
-        scheduler = GroupScheduler(packetizers, substreams, rates, mode, self._limiter)
+        config = self._config
+        scheduler = schedule_group(
+            refs,
+            self._cnts,
+            mode is GroupMode.ROUND_ROBIN,
+            config.max_packet_size,
+            config.rate,
+            self._limiter,
+        )
         return _HeapGroup(len(refs), scheduler)
 
     def _check_group_size(self, n_heaps: int, queued: int) -> None:
@@ -340,7 +272,7 @@ class SyncStream(Stream):
         ``OSError`` for transport errors.
         """
         ref = (_check_heap(heap), _check_cnt(cnt),
-               _check_unsigned("substream_index", substream_index), _check_rate(rate))
+               uint64(substream_index, "substream_index"), _check_rate(rate))
         return self._send((ref,), GroupMode.SERIAL)
 
     def send_heaps(
@@ -436,7 +368,7 @@ class AsyncStream(Stream):
         heap raises ``ValueError`` here. Needs a running event loop.
         """
         ref = (_check_heap(heap), _check_cnt(cnt),
-               _check_unsigned("substream_index", substream_index), _check_rate(rate))
+               uint64(substream_index, "substream_index"), _check_rate(rate))
         return self._async_send((ref,), GroupMode.SERIAL)
 
     def async_send_heaps(

@@ -11,61 +11,36 @@ transport implementing the ``AsyncTransport`` interface described in
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
-from typing import Any, Self, overload
+from typing import Self
 
-from .._inproc import InprocQueue
 from .._thread_pool import ThreadPool
 from ..transports.tcp_send import AsyncTcpTransport, tcp_connect_async
 from ..transports.udp_send import AsyncUdpTransport
 from ._config import StreamConfig
-from ._memory_streams import _check_thread_pool, _InprocTransport
+from ._memory_streams import InprocForms, _check_thread_pool
 from ._network_streams import (
     TCP_DEFAULT_BUFFER_SIZE,
     UDP_DEFAULT_BUFFER_SIZE,
     Endpoints,
-    open_udp,
+    UdpForms,
     own_transport,
-    precise_sleeper,
     tcp_connect_args,
     tcp_socket_args,
+    use_timer_sleep,
 )
 from ._stream import AsyncStream
 
 __all__ = ["InprocStream", "TcpStream", "UdpStream"]
 
 
-class InprocStream(AsyncStream):
+class InprocStream(InprocForms, AsyncStream):
     """Asyncio stream that puts packets on in-process queues, one queue per substream.
 
     The queues are not stopped by the stream.
     """
 
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        queues: Sequence[InprocQueue],
-        config: StreamConfig | None = None,
-    ) -> None:
-        _check_thread_pool(thread_pool)
-        self._inproc = _InprocTransport(queues)
-        super().__init__(config, self._inproc)
 
-    @property
-    def queues(self) -> list[InprocQueue]:
-        """The queues, indexed by substream (a new list each time)."""
-        return list(self._inproc.queues)
-
-
-def _use_precise_sleep(stream: AsyncStream) -> None:
-    # The default asyncio.sleep is far too coarse for rate limiting at
-    # Gb/s (see TimerSleeper).
-    sleeper = precise_sleeper(stream)
-    if sleeper is not None:
-        stream._sleep = sleeper.async_sleep
-
-
-class UdpStream(AsyncStream):
+class UdpStream(UdpForms, AsyncStream):
     """Asyncio stream sending each packet as a UDP datagram to its substream's endpoint.
 
     The constructor forms are those of :class:`spead2.send.UdpStream`. Sends
@@ -76,67 +51,7 @@ class UdpStream(AsyncStream):
     #: Default socket send buffer asked for (bytes).
     DEFAULT_BUFFER_SIZE = UDP_DEFAULT_BUFFER_SIZE
 
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        interface_address: str = "",
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
-        interface_address: str,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-        buffer_size: int = UDP_DEFAULT_BUFFER_SIZE,
-        *,
-        ttl: int,
-        interface_index: int,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self,
-        thread_pool: ThreadPool,
-        socket: socket.socket,
-        endpoints: Endpoints,
-        config: StreamConfig | None = None,
-    ) -> None: ...
-
-    def __init__(self, thread_pool: ThreadPool, *args: Any, **kwargs: Any) -> None:
-        _check_thread_pool(thread_pool)
-        config, sock, addrs = open_udp("UdpStream", args, kwargs)
-        transport = AsyncUdpTransport(sock, addrs)
-        own_transport(self, transport)
-        super().__init__(config, transport)
-        _use_precise_sleep(self)
+    _transport_class = AsyncUdpTransport
 
 
 class TcpStream(AsyncStream):
@@ -163,7 +78,7 @@ class TcpStream(AsyncStream):
         transport = AsyncTcpTransport(sock)
         own_transport(self, transport)
         super().__init__(config, transport)
-        _use_precise_sleep(self)
+        use_timer_sleep(self)
 
     @classmethod
     async def connect(

@@ -33,9 +33,9 @@ import threading
 import time
 from typing import BinaryIO
 
+from ..protocols.pcap import FrameBuilder, file_header
 from ..transports import udp as udp_sockets
 from . import _arguments, _cli
-from ._pcap_format import FrameBuilder, file_header
 from ._progress import Throughput, live_progress, udp_kernel_drops
 
 _BATCH = 64  # datagrams drained per wake-up

@@ -5,7 +5,8 @@ caller's thread (:func:`open_pcap_file`), so those errors raise to the caller.
 The reader then reads and parses batches of frames on a worker thread (libpcap
 reads are blocking file I/O) and feeds the UDP payloads to the stream on its
 loop, pausing while the ring is full: nothing is lost. The end of the file
-(or a read error) stops the stream.
+(or a read error) stops the stream. Frames are parsed with the codec in
+:mod:`spead2.protocols.pcap`.
 
 A live capture (a FIFO or pipe fed by ``tcpdump -w -``, or any file that is
 not a regular file) is supported: a relay thread copies it into a pipe of
@@ -33,18 +34,15 @@ import os
 import queue
 import select
 import stat
-import struct
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from .._log import log_limited, logger
+from ..protocols.pcap import LINK_HEADERS, MALFORMED, REASONS, preamble_size, udp_payload_bounds
 from .base import BATCH_PACKETS, PAUSE, STOP, Reader, StreamSink
 
-__all__ = [
-    "PCAP_MISSING_MESSAGE", "PcapHandoff", "PcapReader", "import_cypcap", "open_pcap_file",
-    "udp_payload_bounds",
-]
+__all__ = ["PCAP_MISSING_MESSAGE", "PcapHandoff", "PcapReader", "import_cypcap", "open_pcap_file"]
 
 #: What reading a capture file says where the optional ``cypcap`` package is missing.
 PCAP_MISSING_MESSAGE = (
@@ -54,106 +52,13 @@ PCAP_MISSING_MESSAGE = (
     "and libpcap's development files, e.g. apt install gcc libpcap-dev)"
 )
 
-LINKTYPE_ETHERNET = 1
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_LINUX_SLL2 = 276
-
 #: Frames read (and parsed) per worker-thread job; bytes cap the batch too.
 READ_FRAMES = 256
 READ_BYTES = 1 << 20
 
-# Why a frame was skipped (the negative results of udp_payload_bounds).
-NOT_UDP = -1
-FRAGMENT = -2
-MALFORMED = -3
-_REASONS = {NOT_UDP: "not UDP", FRAGMENT: "IP fragments", MALFORMED: "malformed"}
-
-_ETHERTYPE_IPV4 = 0x0800
-_ETHERTYPE_IPV6 = 0x86DD
-_VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
-_IPPROTO_UDP = 17
-# IPv6 extension headers that may sit between the fixed header and UDP.
-_IPV6_HOP_BY_HOP, _IPV6_ROUTING, _IPV6_FRAGMENT, _IPV6_AH, _IPV6_DEST_OPTS = 0, 43, 44, 51, 60
-_IPV6_EXTENSIONS = frozenset(
-    (_IPV6_HOP_BY_HOP, _IPV6_ROUTING, _IPV6_FRAGMENT, _IPV6_AH, _IPV6_DEST_OPTS)
-)
-
-_u16 = struct.Struct("!H").unpack_from
-# version/IHL, total length, flags/fragment offset, protocol
-_ipv4 = struct.Struct("!BxHxxHxB").unpack_from
-# version/traffic class, payload length, next header
-_ipv6 = struct.Struct("!BxxxHB").unpack_from
-
-#: Where the ethertype field is and where the network header starts, per link type.
-_LINK_HEADERS = {
-    LINKTYPE_ETHERNET: (12, 14),
-    LINKTYPE_LINUX_SLL: (14, 16),
-    LINKTYPE_LINUX_SLL2: (0, 20),
-}
-
 _LINKTYPE_ERROR = "pcap linktype is neither ethernet nor linux sll"
 _PARSE_ERROR = "can't parse filter expression: syntax error"
 _SYNTAX_ERROR = "syntax error in filter expression"
-
-
-def udp_payload_bounds(frame: bytes, ethertype_at: int, network_at: int) -> tuple[int, int] | int:
-    """Where the UDP payload of ``frame`` is: ``(start, end)``, or why there is none.
-
-    ``ethertype_at`` / ``network_at`` locate the link header's ethertype field
-    and the end of the link header (see ``_LINK_HEADERS``). 802.1Q/802.1ad
-    tags are skipped. Returns :data:`NOT_UDP`, :data:`FRAGMENT` or
-    :data:`MALFORMED` for frames that yield no payload. Never raises.
-    """
-    try:
-        ethertype = _u16(frame, ethertype_at)[0]
-        offset = network_at
-        while ethertype in _VLAN_TPIDS:
-            ethertype = _u16(frame, offset + 2)[0]
-            offset += 4
-        if ethertype == _ETHERTYPE_IPV4:
-            version_ihl, total_length, fragment, protocol = _ipv4(frame, offset)
-            header_length = (version_ihl & 0xF) * 4
-            end = offset + total_length  # trims Ethernet padding
-            if (
-                version_ihl >> 4 != 4 or header_length < 20
-                or total_length < header_length or end > len(frame)
-            ):
-                return MALFORMED
-            if protocol != _IPPROTO_UDP:
-                return NOT_UDP
-            if fragment & 0x3FFF:  # more fragments, or not the first fragment
-                return FRAGMENT
-            offset += header_length
-        elif ethertype == _ETHERTYPE_IPV6:
-            version, payload_length, next_header = _ipv6(frame, offset)
-            offset += 40
-            end = offset + payload_length
-            # payload_length 0 means a jumbogram, which a UDP capture will not hold
-            if version >> 4 != 6 or payload_length == 0 or end > len(frame):
-                return MALFORMED
-            while next_header in _IPV6_EXTENSIONS:
-                if next_header == _IPV6_FRAGMENT:
-                    if _u16(frame, offset + 2)[0] & 0xFFF9:  # offset or M flag set
-                        return FRAGMENT
-                    size = 8
-                elif next_header == _IPV6_AH:
-                    size = (frame[offset + 1] + 2) * 4
-                else:
-                    size = (frame[offset + 1] + 1) * 8
-                next_header = frame[offset]
-                offset += size
-                if offset > end:
-                    return MALFORMED
-            if next_header != _IPPROTO_UDP:
-                return NOT_UDP
-        else:
-            return NOT_UDP
-        udp_length = _u16(frame, offset + 4)[0]
-        if udp_length < 8 or offset + udp_length > end:
-            return MALFORMED
-        return offset + 8, offset + udp_length
-    except (struct.error, IndexError):
-        return MALFORMED
 
 
 def import_cypcap() -> Any:
@@ -197,44 +102,9 @@ def _as_path(filename: object) -> str:
     )
 
 
-#: Magic numbers of classic pcap files (µs and ns timestamps, either byte order).
-_PCAP_MAGICS = frozenset(
-    struct.pack(order + "I", magic) for order in "<>" for magic in (0xA1B2C3D4, 0xA1B23C4D)
-)
-_PCAPNG_SECTION_HEADER = b"\x0a\x0d\x0d\x0a"
-_PCAPNG_INTERFACE_DESCRIPTION = 1
 #: The relay's pipe: big enough for a whole preamble (see _LiveInput) and for batches.
 _PIPE_SIZE = 1 << 20
 _PREAMBLE_MAX = 60 * 1024  # within the smallest pipe size (64 KiB): written without a reader
-
-
-def _preamble_size(data: bytes | bytearray) -> int | None:
-    """How many leading bytes of a capture libpcap reads to open it (None: not all here yet).
-
-    A classic pcap file's 24-byte header; for pcapng, the blocks up to and
-    including the first interface description. For anything else, what is
-    there (libpcap reports it as not a capture file).
-    """
-    if len(data) < 4:
-        return None
-    if bytes(data[:4]) in _PCAP_MAGICS:
-        return 24 if len(data) >= 24 else None
-    if bytes(data[:4]) != _PCAPNG_SECTION_HEADER:
-        return len(data)
-    if len(data) < 12:
-        return None
-    order = "<" if bytes(data[8:12]) == struct.pack("<I", 0x1A2B3C4D) else ">"
-    offset = 0
-    while len(data) >= offset + 8:
-        block_type, length = struct.unpack_from(order + "II", data, offset)
-        if length < 12 or length % 4:
-            return len(data)  # malformed: libpcap says so
-        if len(data) < offset + length:
-            return None
-        offset += length
-        if block_type == _PCAPNG_INTERFACE_DESCRIPTION:
-            return offset
-    return None
 
 
 class _LiveInput:
@@ -246,7 +116,7 @@ class _LiveInput:
     libpcap's read returns end of file. Runs on a daemon thread.
 
     libpcap holds the GIL while it opens a capture (its reads of frames release
-    it): the relay forwards the capture's preamble (:func:`_preamble_size`) in
+    it): the relay forwards the capture's preamble (:func:`preamble_size`) in
     one write before :meth:`wait_for_preamble` returns, so that opening never
     waits for bytes the relay, needing the GIL, could not then forward.
     """
@@ -293,7 +163,7 @@ class _LiveInput:
                     return  # the writer closed: end of the capture
                 if pending is not None:
                     pending += data
-                    if _preamble_size(pending) is None and len(pending) < _PREAMBLE_MAX:
+                    if preamble_size(pending) is None and len(pending) < _PREAMBLE_MAX:
                         continue
                     data, pending = bytes(pending), None
                     os.write(self._write_fd, data)  # fits in the pipe: never blocks
@@ -415,7 +285,7 @@ def open_pcap_file(filename: object, filter: object = "") -> PcapHandoff:
             except cypcap.Error as exc:
                 raise RuntimeError(_filter_error(pcap, filter, exc.msg)) from None
         linktype = int(pcap.datalink())
-        if linktype not in _LINK_HEADERS:
+        if linktype not in LINK_HEADERS:
             raise RuntimeError(_LINKTYPE_ERROR)
     except BaseException:
         pcap.close()
@@ -505,11 +375,11 @@ class PcapReader(Reader):
     def __init__(self, sink: StreamSink, handoff: PcapHandoff) -> None:
         super().__init__(sink)
         self._filename = handoff.filename
-        self._link = _LINK_HEADERS[handoff.linktype]
+        self._link = LINK_HEADERS[handoff.linktype]
         self._pcap, self._live = handoff.take()
         self._reading: concurrent.futures.Future[_Batch] | None = None
         # Skipped frames by reason (including "truncated"), for the final summary.
-        self._skips = dict.fromkeys([*_REASONS.values(), "truncated"], 0)
+        self._skips = dict.fromkeys([*REASONS.values(), "truncated"], 0)
 
     # -- worker thread ----------------------------------------------------------------
 
@@ -538,7 +408,7 @@ class PcapReader(Reader):
                     continue
                 bounds = udp_payload_bounds(frame, ethertype_at, network_at)
                 if isinstance(bounds, int):
-                    skips[_REASONS[bounds]] += 1
+                    skips[REASONS[bounds]] += 1
                     if bounds == MALFORMED:
                         batch.invalid += 1
                     else:

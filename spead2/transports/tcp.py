@@ -30,13 +30,12 @@ from .._log import log_limited, logger
 from ..protocols.batch import PacketBatch
 from ..protocols.packet import PacketError, packet_size
 from .base import BATCH_PACKETS, GO, PAUSE, WAIT, Reader, StreamSink, _report_crash, cancel_task
-from .udp import (
+from .sockets import (
     SocketHandoff,
+    bound_receive_socket,
     duplicate_socket,
-    report_socket_buffer,
-    resolve,
+    resolve_endpoint,
     runtime_error,
-    set_receive_buffer,
 )
 
 __all__ = ["TcpReader", "tcp_listener_for_port", "tcp_listener_from_user"]
@@ -59,32 +58,22 @@ _ACCEPT_RETRY = frozenset(
 
 def tcp_listener_for_port(port: int, buffer_size: int, bind_hostname: str) -> socket.socket:
     """A socket listening on ``bind_hostname:port`` (receive buffer set for the connection)."""
-    family, sockaddr = resolve(bind_hostname, port, socket.SOCK_STREAM)
-    try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-    except OSError as exc:
-        raise runtime_error("open", exc) from None
-    try:
-        if sys.platform != "win32":
-            # As a listening socket should (and the reference does): a restarted
-            # receiver can rebind while old connections linger in TIME_WAIT.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Before listen(), so that accepted sockets inherit it; reported once bound.
-        set_receive_buffer(sock, buffer_size, report=False)
-        try:
-            sock.bind(sockaddr)
-        except OSError as exc:
-            raise runtime_error("bind", exc, f"{sockaddr[0]}:{sockaddr[1]}") from None
-        try:
-            sock.listen()
-        except OSError as exc:
-            raise runtime_error("listen", exc) from None
-        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
+    family, sockaddr = resolve_endpoint(bind_hostname, port, socket.SOCK_STREAM)
+    # SO_REUSEADDR as a listening socket should have it (and the reference does): a
+    # restarted receiver can rebind while old connections linger in TIME_WAIT.
+    sock = bound_receive_socket(
+        family, socket.SOCK_STREAM, sockaddr, buffer_size,
+        reuse_address=sys.platform != "win32", then=_listen,
+    )
+    sock.setblocking(False)
     return sock
+
+
+def _listen(sock: socket.socket) -> None:
+    try:
+        sock.listen()
+    except OSError as exc:
+        raise runtime_error("listen", exc) from None
 
 
 def tcp_listener_from_user(acceptor: socket.socket) -> socket.socket:

@@ -21,20 +21,19 @@ from itertools import islice
 import streamview
 
 from ..protocols.packetizer import Packet
-from .udp_send import (
+from .sockets import (
     DONTWAIT,
     IOV_MAX,
     Address,
-    Backlog,
-    bind_to,
+    bind,
     interface_error,
     new_socket,
     resolve_endpoint,
     resolve_endpoint_async,
-    send_on_closed,
     set_send_buffer,
     wait_writable,
 )
+from .udp_send import AsyncSends, Backlog, send_on_closed
 
 __all__ = ["AsyncTcpTransport", "TcpTransport", "tcp_connect", "tcp_connect_async"]
 
@@ -50,7 +49,7 @@ def _prepare_socket(
     try:
         set_send_buffer(sock, buffer_size)
         if interface is not None:
-            bind_to(sock, interface, interface_address)
+            bind(sock, interface, interface_address)
     except BaseException:
         sock.close()
         raise
@@ -184,7 +183,7 @@ class TcpTransport:
         self._sock.close()
 
 
-class AsyncTcpTransport(TcpTransport):
+class AsyncTcpTransport(AsyncSends, TcpTransport):
     """The asyncio flavour: ``send_packet`` writes what the kernel takes without blocking.
 
     The rest of the packet is queued (as views) and ``send_packet`` returns a
@@ -195,9 +194,7 @@ class AsyncTcpTransport(TcpTransport):
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock)
-        self._backlog: Backlog | None = None
-        if DONTWAIT == 0:  # pragma: no cover - platforms without MSG_DONTWAIT
-            sock.setblocking(False)
+        self._start_async(sock)
 
     def send_packet(  # type: ignore[override]
         self, substream_index: int, packet: Packet
@@ -226,11 +223,3 @@ class AsyncTcpTransport(TcpTransport):
         if done:
             self._backlog = None
         return done
-
-    def send_packet_blocking(self, substream_index: int, packet: Packet) -> None:
-        """Write one packet, blocking; a tail still waiting on the loop goes first."""
-        backlog = self._backlog
-        if backlog is not None:
-            self._backlog = None
-            backlog.finish_blocking()
-        TcpTransport.send_packet_blocking(self, substream_index, packet)

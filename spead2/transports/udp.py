@@ -1,10 +1,8 @@
 """UDP receive: the sockets ``add_udp_reader`` opens, and the reader that drains them.
 
 Sockets are created, bound and joined to multicast groups in the *caller's*
-thread (so configuration and bind errors raise there), then handed to a
-:class:`UdpReader` on the stream's loop. The socket helpers that TCP shares
-(name resolution, error wrapping, receive-buffer sizing, the hand-over) live
-here too.
+thread (so configuration and bind errors raise there, with the helpers of
+:mod:`.sockets`), then handed to a :class:`UdpReader` on the stream's loop.
 
 The reader registers the socket with ``loop.add_reader`` and, per wake-up,
 drains up to :data:`~.base.BATCH_PACKETS` datagrams (``recvmmsg`` where the
@@ -18,28 +16,28 @@ reading and the kernel's socket buffer absorbs (or drops) the traffic.
 from __future__ import annotations
 
 import errno
-import ipaddress
+import functools
 import logging
-import os
 import socket
-import struct
-import sys
 from collections.abc import Callable
-from typing import Any
 
 from .._log import log_limited, logger
 from ..protocols.batch import PacketBatch
 from ._recvmmsg import BatchReceiver, SingleReceiver, make_batch_receiver
 from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
+from .sockets import DONTWAIT as _DONTWAIT
+from .sockets import (
+    SocketHandoff,
+    bound_receive_socket,
+    duplicate_socket,
+    ip_of,
+    join_ipv4_group,
+    join_ipv6_group,
+    resolve_endpoint,
+)
 
 __all__ = [
-    "SocketHandoff",
     "UdpReader",
-    "resolve",
-    "runtime_error",
-    "report_socket_buffer",
-    "request_socket_buffer",
-    "set_receive_buffer",
     "udp_socket_for_ipv4_group",
     "udp_socket_for_ipv6_group",
     "udp_socket_for_port",
@@ -47,156 +45,29 @@ __all__ = [
 ]
 
 _INFO = logging.INFO
-_INT_MAX = 2**31 - 1
 _MAX_DATAGRAM = 65535
-#: Linux reports (and accounts) twice the SO_RCVBUF it was asked for, half of
-#: it for bookkeeping; halving the read-back gives the figure comparable to the request.
-_BUFFER_REPORT_FACTOR = 2 if sys.platform.startswith("linux") else 1
-#: Receive without blocking, leaving the O_NONBLOCK flag of a socket we share
-#: with the caller (a duplicated descriptor shares it) untouched.
-_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 _TRANSIENT_ERRNOS = frozenset(
     {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EINTR, errno.ENOBUFS}
 )
 
-Address = tuple[Any, ...]
 
-
-# -- socket helpers (run in the caller's thread) --------------------------------------
-
-
-def runtime_error(operation: str, exc: OSError, where: object = None) -> RuntimeError:
-    """``RuntimeError("<operation>: <strerror>")``, the reference's form for socket failures."""
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)
-    suffix = f" [{where}]" if where is not None else ""
-    return RuntimeError(f"{operation}: {reason}{suffix}")
-
-
-def resolve(host: str, port: int, kind: socket.SocketKind) -> tuple[socket.AddressFamily, Address]:
-    """The first address ``host`` resolves to, as ``(family, sockaddr)``.
-
-    An empty ``host`` means the IPv4 wildcard, as in the reference. Failure
-    raises ``RuntimeError("resolve: ...")``.
-    """
-    if host == "":
-        return socket.AF_INET, ("0.0.0.0", port)
-    try:
-        infos = socket.getaddrinfo(host, port, 0, kind)
-    except socket.gaierror as exc:
-        if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
-            reason = "Host not found (authoritative)"
-        else:
-            reason = exc.strerror or str(exc)
-        raise RuntimeError(f"resolve: {reason} [{host!r}]") from None
-    except UnicodeError as exc:
-        raise RuntimeError(f"resolve: invalid host name {host!r}: {exc}") from None
-    family, _, _, _, sockaddr = infos[0]
-    return family, sockaddr
-
-
-def _ip(sockaddr: Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    return ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-
-
-def set_receive_buffer(sock: socket.socket, requested: int, report: bool = True) -> None:
-    """Ask the kernel for a ``requested``-byte receive buffer (0: leave the OS default).
-
-    ``report=False`` defers the warning about a smaller buffer to a later
-    :func:`report_socket_buffer` call, made once the socket is bound: a
-    warning printed just before a bind failure would only mislead.
-    """
-    request_socket_buffer(sock, socket.SO_RCVBUF, requested, report)
-
-
-def request_socket_buffer(
-    sock: socket.socket, option: int, requested: int, report: bool = True
-) -> None:
-    """Ask for a ``requested``-byte ``SO_RCVBUF``/``SO_SNDBUF`` (0: leave the OS default).
-
-    Getting less is common (the kernel caps it) and only worth a warning that
-    names both sizes (see :func:`report_socket_buffer`); it is never an error.
-    """
-    if requested <= 0:
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, option, min(requested, _INT_MAX))
-    except OSError:
-        pass  # some kernels refuse oversized requests outright: report what we have
-    if report:
-        report_socket_buffer(sock, option, requested)
-
-
-def report_socket_buffer(sock: socket.socket, option: int, requested: int) -> None:
-    """Warn if the socket's ``option`` buffer is smaller than ``requested`` bytes (0: never)."""
-    if requested <= 0:
-        return
-    granted = sock.getsockopt(socket.SOL_SOCKET, option) // _BUFFER_REPORT_FACTOR
-    if granted < requested:
-        logger.warning(
-            "requested socket buffer size %d but only received %d: the kernel caps it "
-            "(on Linux raise net.core.%s; see the documentation on receiving multicast)",
-            requested,
-            granted,
-            "rmem_max" if option == socket.SO_RCVBUF else "wmem_max",
-        )
-
-
-def _bind(sock: socket.socket, sockaddr: Address) -> None:
-    try:
-        sock.bind(sockaddr)
-    except OSError as exc:
-        raise runtime_error("bind", exc, _format_endpoint(sockaddr)) from None
-
-
-def _format_endpoint(sockaddr: Address) -> str:
-    host = str(sockaddr[0])
-    return f"[{host}]:{sockaddr[1]}" if ":" in host else f"{host}:{sockaddr[1]}"
-
-
-def _join_ipv4(sock: socket.socket, group: str, interface: str) -> None:
-    mreq = socket.inet_aton(group) + socket.inet_aton(interface)
-    try:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-    except OSError as exc:
-        raise runtime_error("set_option", exc, f"join {group} on {interface}") from None
-
-
-def _join_ipv6(sock: socket.socket, group: str, interface_index: int) -> None:
-    mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", interface_index)
-    try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
-    except OSError as exc:
-        raise runtime_error("set_option", exc, f"join {group} on interface {interface_index}") from None
-
-
-def _new_udp_socket(family: socket.AddressFamily) -> socket.socket:
-    try:
-        return socket.socket(family, socket.SOCK_DGRAM)
-    except OSError as exc:
-        raise runtime_error("open", exc) from None
+# -- receive sockets (in the caller's thread) ---------------------------------------
 
 
 def udp_socket_for_port(port: int, buffer_size: int, bind_hostname: str) -> socket.socket:
     """A UDP socket bound to ``bind_hostname:port``; joins the group if that is multicast."""
-    family, sockaddr = resolve(bind_hostname, port, socket.SOCK_DGRAM)
-    addr = _ip(sockaddr)
-    sock = _new_udp_socket(family)
-    try:
-        if addr.is_multicast:
-            # Several receivers of one group must be able to share the port.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size, report=False)
-        _bind(sock, sockaddr)
-        if addr.is_multicast:
-            if family == socket.AF_INET6:
-                _join_ipv6(sock, str(addr), sockaddr[3])
-            else:
-                _join_ipv4(sock, str(addr), "0.0.0.0")
-        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    family, sockaddr = resolve_endpoint(bind_hostname, port, socket.SOCK_DGRAM)
+    addr = ip_of(sockaddr)
+    join = None
+    if addr.is_multicast:
+        if family == socket.AF_INET6:
+            join = functools.partial(join_ipv6_group, group=str(addr), interface_index=sockaddr[3])
+        else:
+            join = functools.partial(join_ipv4_group, group=str(addr), interface="0.0.0.0")
+    # Several receivers of one group must be able to share the port.
+    return bound_receive_socket(
+        family, socket.SOCK_DGRAM, sockaddr, buffer_size, reuse_address=addr.is_multicast, then=join
+    )
 
 
 def udp_socket_for_ipv4_group(
@@ -207,12 +78,12 @@ def udp_socket_for_ipv4_group(
     A unicast ``multicast_group`` is accepted only if it equals
     ``interface_address`` (it is then simply bound).
     """
-    _, group_addr = resolve(multicast_group, port, socket.SOCK_DGRAM)
-    group = _ip(group_addr)
+    _, group_addr = resolve_endpoint(multicast_group, port, socket.SOCK_DGRAM)
+    group = ip_of(group_addr)
     if group.version != 4:
         raise ValueError(f"endpoint is not an IPv4 address: multicast_group={multicast_group!r}")
-    _, iface_addr = resolve(interface_address, 0, socket.SOCK_DGRAM)
-    interface = _ip(iface_addr)
+    _, iface_addr = resolve_endpoint(interface_address, 0, socket.SOCK_DGRAM)
+    interface = ip_of(iface_addr)
     if interface.version != 4:
         raise ValueError(
             f"interface address is not an IPv4 address: interface_address={interface_address!r}"
@@ -222,19 +93,13 @@ def udp_socket_for_ipv4_group(
             "endpoint is not multicast and does not match interface address: "
             f"multicast_group={multicast_group!r}, interface_address={interface_address!r}"
         )
-    sock = _new_udp_socket(socket.AF_INET)
-    try:
-        if group.is_multicast:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size, report=False)
-        _bind(sock, (str(group), port))
-        if group.is_multicast:
-            _join_ipv4(sock, str(group), str(interface))
-        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    join = None
+    if group.is_multicast:
+        join = functools.partial(join_ipv4_group, group=str(group), interface=str(interface))
+    return bound_receive_socket(
+        socket.AF_INET, socket.SOCK_DGRAM, (str(group), port), buffer_size,
+        reuse_address=group.is_multicast, then=join,
+    )
 
 
 def udp_socket_for_ipv6_group(
@@ -245,77 +110,28 @@ def udp_socket_for_ipv6_group(
     The bind carries ``interface_index`` as the scope, so link-local and
     interface-local groups (``ff02::``, ``ff01::``, ``ff11::``...) work too.
     """
-    _, group_addr = resolve(multicast_group, port, socket.SOCK_DGRAM)
-    group = _ip(group_addr)
+    _, group_addr = resolve_endpoint(multicast_group, port, socket.SOCK_DGRAM)
+    group = ip_of(group_addr)
     if group.version != 6 or not group.is_multicast:
         raise ValueError(
             f"endpoint is not an IPv6 multicast address: multicast_group={multicast_group!r}"
         )
     scope = interface_index or (group_addr[3] if len(group_addr) > 3 else 0)
-    sock = _new_udp_socket(socket.AF_INET6)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        set_receive_buffer(sock, buffer_size, report=False)
-        _bind(sock, (str(group), port, 0, scope))
-        _join_ipv6(sock, str(group), scope)
-        report_socket_buffer(sock, socket.SO_RCVBUF, buffer_size)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    join = functools.partial(join_ipv6_group, group=str(group), interface_index=scope)
+    return bound_receive_socket(
+        socket.AF_INET6, socket.SOCK_DGRAM, (str(group), port, 0, scope), buffer_size,
+        reuse_address=True, then=join,
+    )
 
 
 def udp_socket_from_user(sock: socket.socket) -> socket.socket:
     """A duplicate of the caller's UDP socket (the caller may close theirs)."""
     if sock.type != socket.SOCK_DGRAM:
         raise TypeError(f"add_udp_reader needs a UDP (SOCK_DGRAM) socket, not {sock.type!r}")
-    return duplicate_socket(sock)
-
-
-def duplicate_socket(sock: socket.socket) -> socket.socket:
-    """A new socket object on a duplicate of ``sock``'s descriptor.
-
-    Unlike ``sock.dup()`` it does not copy the caller's timeout, which would
-    make our non-blocking receives wait.
-    """
-    try:
-        fd = os.dup(sock.fileno())
-    except OSError as exc:
-        raise runtime_error("dup", exc) from None
-    dup = socket.socket(sock.family, sock.type, sock.proto, fileno=fd)
+    dup = duplicate_socket(sock)
     if _DONTWAIT == 0:
         dup.setblocking(False)  # no per-call flag on this platform
-    elif dup.gettimeout() is not None:
-        dup.settimeout(None)  # only after socket.setdefaulttimeout(): receives must not poll
     return dup
-
-
-class SocketHandoff:
-    """A socket on its way from the caller's thread to a reader on the stream's loop.
-
-    The reader :meth:`take`\\ s it; if none does (the stream was already
-    stopped, or adding the reader failed), :meth:`discard` closes it.
-    """
-
-    __slots__ = ("_sock",)
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock: socket.socket | None = sock
-
-    def take(self) -> socket.socket:
-        """Take ownership of the socket (once)."""
-        sock = self._sock
-        if sock is None:
-            raise RuntimeError("socket already taken")
-        self._sock = None
-        return sock
-
-    def discard(self) -> None:
-        """Close the socket unless a reader took it."""
-        sock = self._sock
-        self._sock = None
-        if sock is not None:
-            sock.close()
 
 
 # -- the reader (on the stream's loop) -----------------------------------------------

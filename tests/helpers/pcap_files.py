@@ -33,7 +33,8 @@ IPPROTO_IPV6_HOPOPTS = 0
 Record = bytes | tuple[bytes, int]
 
 
-def _checksum(data: bytes) -> int:
+def internet_checksum(data: bytes) -> int:
+    """The one's-complement checksum of IPv4 headers and UDP/TCP (RFC 1071); 0 over data that includes a valid one."""
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -46,7 +47,7 @@ def udp_datagram(payload: bytes, sport: int, dport: int, pseudo_header: bytes) -
     """A UDP header and ``payload``, checksummed over ``pseudo_header``."""
     length = 8 + len(payload)
     header = struct.pack("!HHHH", sport, dport, length, 0)
-    csum = _checksum(pseudo_header + header + payload) or 0xFFFF
+    csum = internet_checksum(pseudo_header + header + payload) or 0xFFFF
     return struct.pack("!HHHH", sport, dport, length, csum) + payload
 
 
@@ -66,7 +67,7 @@ def ipv4_packet(
         "!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, flags | (fragment_offset // 8), 64,
         protocol, 0, ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed,
     )
-    csum = _checksum(header)
+    csum = internet_checksum(header)
     return header[:10] + struct.pack("!H", csum) + header[12:] + body
 
 
@@ -146,7 +147,7 @@ def tcp_frame(payload: bytes = b"hello") -> bytes:
     """An Ethernet IPv4 TCP segment (ports 10000 → 7148), which is not UDP."""
     segment = struct.pack("!HHIIBBHHH", 10000, 7148, 1, 0, 0x50, 0x18, 8192, 0, 0) + payload
     pseudo = bytes([10, 0, 0, 1, 10, 0, 0, 2]) + struct.pack("!BBH", 0, IPPROTO_TCP, len(segment))
-    csum = _checksum(pseudo + segment)
+    csum = internet_checksum(pseudo + segment)
     segment = segment[:16] + struct.pack("!H", csum) + segment[18:]
     return ethernet(ipv4_packet(IPPROTO_TCP, segment))
 

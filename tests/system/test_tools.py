@@ -9,8 +9,6 @@ run bounded in heaps and time.
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import os
 import re
 import select
 import shutil
@@ -29,10 +27,10 @@ import pytest
 import spead2
 import spead2.recv
 import spead2.send
+from spead2.protocols.pcap import FrameBuilder, file_header
 from spead2.tools import (
     _arguments,
     _cli,
-    _pcap_format,
     _progress,
     _settings,
     bench,
@@ -733,9 +731,9 @@ def packets_of(data: bytes) -> list[bytes]:
 
 
 def write_capture(path: Path, packets: list[bytes]) -> None:
-    builder = _pcap_format.FrameBuilder()
+    builder = FrameBuilder()
     with open(path, "wb") as f:
-        f.write(_pcap_format.file_header())
+        f.write(file_header())
         for i, packet in enumerate(packets):
             f.write(builder.headers(("10.0.0.1", 5000), ("10.0.0.2", 7148), packet, i * 1000))
             f.write(packet)
@@ -835,55 +833,6 @@ def test_udp_kernel_drops_reads_proc_net_udp(tmp_path: Path) -> None:
     assert _progress.udp_kernel_drops([1], paths=[str(tmp_path / "missing")]) is None
 
 
-# -- pcap frames ------------------------------------------------------------------
-
-
-def ones_complement_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-@pytest.mark.parametrize("size", [0, 1, 57, 1472, 9000])
-def test_ipv4_frame(size: int) -> None:
-    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    header = _pcap_format.FrameBuilder().headers(("10.1.2.3", 4000), ("239.1.2.3", 7148), payload,
-                                                 1_700_000_000_123_456_789)
-    record, frame = header[:16], header[16:]
-    seconds, micros, incl, orig = struct.unpack("<IIII", record)
-    assert (seconds, micros) == (1_700_000_000, 123_456)
-    assert incl == orig == 14 + 20 + 8 + size
-    assert frame[:6] == bytes.fromhex("01005e010203")  # multicast MAC of 239.1.2.3
-    assert frame[12:14] == b"\x08\x00"
-    ip = frame[14:34]
-    assert ones_complement_sum(ip) == 0xFFFF  # valid header checksum
-    assert ip[12:16] == socket.inet_aton("10.1.2.3") and ip[16:20] == socket.inet_aton("239.1.2.3")
-    assert struct.unpack("!HHHH", frame[34:42]) == (4000, 7148, 8 + size, 0)
-
-
-@pytest.mark.parametrize("size", [0, 1, 1471])
-def test_ipv6_frame_has_valid_udp_checksum(size: int) -> None:
-    payload = os.urandom(size)
-    header = _pcap_format.FrameBuilder().headers(("::1", 4000), ("ff02::1", 7148), payload, 0)
-    frame = header[16:]
-    assert frame[:2] == b"\x33\x33" and frame[12:14] == b"\x86\xdd"
-    ip = frame[14:54]
-    udp = frame[54:62]
-    src, dst = ip[8:24], ip[24:40]
-    assert ipaddress.IPv6Address(dst) == ipaddress.IPv6Address("ff02::1")
-    pseudo = src + dst + struct.pack("!IxxxB", 8 + size, 17)
-    assert ones_complement_sum(pseudo + udp + payload) == 0xFFFF
-
-
-def test_file_header() -> None:
-    magic, major, minor, _, _, snaplen, linktype = struct.unpack("<IHHiIII", _pcap_format.file_header())
-    assert (magic, major, minor, linktype) == (0xA1B2C3D4, 2, 4, 1)
-    assert snaplen >= 14 + 40 + 8 + 65535
-
-
 # -- the capture tool ---------------------------------------------------------------
 
 
@@ -949,7 +898,7 @@ def test_capture_sigint_prints_statistics(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("Captured 0 datagrams (0 bytes of payload) in ")
     assert lines[1:] == ["packets: 0", "bytes: 0", "dropped_by_kernel: 0", "dropped_by_writer: 0"]
-    assert path.read_bytes() == _pcap_format.file_header()
+    assert path.read_bytes() == file_header()
 
 
 def test_capture_writer_backlog_drops_are_counted(tmp_path: Path) -> None:

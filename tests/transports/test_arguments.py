@@ -1,4 +1,4 @@
-"""Integer argument checks with the reference's exception types (spead2/protocols/arguments.py)."""
+"""Argument checks and overload resolution with the reference's exception types (spead2/protocols/arguments.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import pytest
 import spead2
 import spead2.recv
 import spead2.send
-from spead2.protocols.arguments import ArgumentRangeError, MulticastHopsError, fitting_int
+from spead2.protocols.arguments import (
+    REQUIRED,
+    ArgumentRangeError,
+    MulticastHopsError,
+    Overload,
+    OverloadRules,
+    fitting_int,
+    is_int,
+    resolve_overload,
+    uint64,
+)
 
 
 def test_fitting_int_accepts_ints_in_range() -> None:
@@ -31,6 +41,75 @@ def test_out_of_range_is_both_type_and_value_error(value: int) -> None:
     with pytest.raises(ArgumentRangeError, match=rf"x must be in the range \[0, 10\], not {value}") as info:
         fitting_int(value, "x", 0, 10)
     assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("value", [0, 2**64 - 1, np.uint64(2**64 - 1), True])
+def test_uint64_accepts_every_unsigned_64_bit_integer(value: object) -> None:
+    result = uint64(value, "x")
+    assert type(result) is int and result == int(value)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("value", [-1, 2**64])
+def test_uint64_out_of_range_names_the_value(value: int) -> None:
+    with pytest.raises(ArgumentRangeError, match=rf"x must be a non-negative integer below 2\*\*64 \(got x={value}\)"):
+        uint64(value, "x")
+
+
+@pytest.mark.parametrize("value", ["1", 1.0, None])
+def test_uint64_rejects_non_integers_with_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match="x must be a non-negative integer, not") as info:
+        uint64(value, "x")
+    assert not isinstance(info.value, ValueError)
+
+
+def test_is_int_is_what_converts_to_a_cpp_integer() -> None:
+    assert [is_int(v) for v in (3, True, np.int8(3))] == [True, True, True]
+    assert [is_int(v) for v in (3.0, "3", b"3", None)] == [False, False, False, False]
+
+
+_RULES = OverloadRules(
+    kinds={"int": ("int", is_int), "str": ("str", lambda v: isinstance(v, str))},
+    bounds={"port": (0, 65535), "ttl": (0, 255)},
+    range_errors={"ttl": (MulticastHopsError, "hops: ")},
+)
+_FORMS = [
+    Overload([("port", "int", REQUIRED), ("host", "str", "")]),
+    Overload([("host", "str", REQUIRED), ("port", "int", REQUIRED), ("ttl", "int", 1)]),
+]
+
+
+def test_the_first_form_whose_types_fit_wins() -> None:
+    assert resolve_overload("f", _FORMS, (7,), {}, _RULES) == (0, {"port": 7, "host": ""})
+    assert resolve_overload("f", _FORMS, ("h", 7), {}, _RULES) == (1, {"host": "h", "port": 7, "ttl": 1})
+    assert resolve_overload("f", _FORMS, (), {"host": "h", "port": 7}, _RULES)[0] == 0
+    # An argument given both by position and by name fits no form.
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        resolve_overload("f", _FORMS, (7,), {"port": 7}, _RULES)
+
+
+def test_values_are_range_checked_only_once_a_form_is_chosen() -> None:
+    with pytest.raises(ArgumentRangeError, match=r"^f: port must be in the range \[0, 65535\], not 70000$"):
+        resolve_overload("f", _FORMS, (70000,), {}, _RULES)
+    with pytest.raises(MulticastHopsError, match=r"^f: hops: ttl must be in the range \[0, 255\], not 256$"):
+        resolve_overload("f", _FORMS, ("h", 1, 256), {}, _RULES)
+
+
+def test_no_fitting_form_lists_the_forms_as_pybind11_does() -> None:
+    with pytest.raises(TypeError) as info:
+        resolve_overload("f", _FORMS, (1.5,), {"x": 1}, _RULES)
+    assert str(info.value) == (
+        "f(): incompatible function arguments. The following argument types are supported:\n"
+        "    1. (port: int, host: str = '') -> None\n"
+        "    2. (host: str, port: int, ttl: int = 1) -> None\n\n"
+        "Invoked with: 1.5; kwargs: x=1"
+    )
+    constructor = OverloadRules(
+        _RULES.kinds, _RULES.bounds, constructor=True, leading=("pool: Pool",), default_names={"str": "S()"}
+    )
+    with pytest.raises(TypeError) as info:
+        resolve_overload("C", _FORMS[:1], (), {}, constructor)
+    assert "C(): incompatible constructor arguments" in str(info.value)
+    assert "    1. C(pool: Pool, port: int, host: str = S())\n" in str(info.value)
 
 
 def test_reader_port_that_does_not_fit_16_bits() -> None:

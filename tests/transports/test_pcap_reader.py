@@ -13,33 +13,18 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import spead2
 import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
-from spead2.transports.pcap import (
-    FRAGMENT,
-    MALFORMED,
-    NOT_UDP,
-    READ_FRAMES,
-    udp_payload_bounds,
-)
+from spead2.transports.pcap import READ_FRAMES
 from tests.helpers import pcap_files as pf
 from tests.helpers.streams import counting_config
 
 TIMEOUT = 30
 PcapStream = spead2.recv.Stream
 PcapAsyncStream = spead2.recv.asyncio.Stream
-
-
-LINK_OFFSETS = {
-    pf.LINKTYPE_ETHERNET: (12, 14),
-    pf.LINKTYPE_LINUX_SLL: (14, 16),
-    pf.LINKTYPE_LINUX_SLL2: (0, 20),
-}
 
 
 @pytest.fixture(scope="module")
@@ -474,53 +459,6 @@ def test_argument_types(pool, tmp_path):
     stream.add_udp_pcap_file_reader(filename=_empty_capture(tmp_path), filter="udp")
     with pytest.raises(spead2.Stopped):  # the empty file ended the stream
         stream.get()
-
-
-# -- frame parsing --------------------------------------------------------------------------
-
-
-def test_payload_bounds_reasons():
-    payload = b"0123456789"
-    frame = pf.udp_frame(payload)
-    start, end = udp_payload_bounds(frame, 12, 14)
-    assert frame[start:end] == payload
-    assert udp_payload_bounds(pf.arp_frame(), 12, 14) == NOT_UDP
-    assert udp_payload_bounds(pf.tcp_frame(), 12, 14) == NOT_UDP
-    assert udp_payload_bounds(pf.ethernet(pf.ipv4_udp(payload, more_fragments=True)), 12, 14) == FRAGMENT
-    assert udp_payload_bounds(pf.ethernet(b"\x60" + bytes(39), pf.ETHERTYPE_IPV6), 12, 14) == MALFORMED
-    assert udp_payload_bounds(frame[:20], 12, 14) == MALFORMED
-    assert udp_payload_bounds(b"", 12, 14) == MALFORMED
-    # Bytes after the UDP datagram inside the IP packet are not payload.
-    datagram = pf.ipv4_udp(payload)[20:]
-    frame = pf.ethernet(pf.ipv4_packet(pf.IPPROTO_UDP, datagram + b"trailer"))
-    start, end = udp_payload_bounds(frame, 12, 14)
-    assert frame[start:end] == payload
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    payload=st.binary(max_size=200),
-    ipv6=st.booleans(),
-    vlans=st.lists(st.integers(0, 4095), max_size=2),
-    sport=st.integers(0, 65535),
-    dport=st.integers(0, 65535),
-)
-def test_payload_bounds_round_trip(payload, ipv6, vlans, sport, dport):
-    frame = pf.udp_frame(payload, ipv6=ipv6, vlans=vlans, sport=sport, dport=dport)
-    bounds = udp_payload_bounds(frame, 12, 14)
-    assert isinstance(bounds, tuple)
-    assert frame[bounds[0] : bounds[1]] == payload
-
-
-@settings(max_examples=200, deadline=None)
-@given(frame=st.binary(max_size=120), linktype=st.sampled_from(sorted(LINK_OFFSETS)))
-def test_payload_bounds_never_raises(frame, linktype):
-    bounds = udp_payload_bounds(frame, *LINK_OFFSETS[linktype])
-    if isinstance(bounds, tuple):
-        start, end = bounds
-        assert 0 < start <= end <= len(frame)
-    else:
-        assert bounds in (NOT_UDP, FRAGMENT, MALFORMED)
 
 
 # -- the test helper against tcpdump --------------------------------------------------------

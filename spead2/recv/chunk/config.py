@@ -11,7 +11,8 @@ import operator
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from .._config import UintOption, uint64_arg
+from ...protocols.arguments import uint64
+from .._config import UintOption
 from .place import check_place
 
 __all__ = ["Chunk", "ChunkStreamConfig"]
@@ -156,7 +157,7 @@ class ChunkStreamConfig:
             entries = list(value)
         except TypeError:
             raise TypeError(f"items must be a sequence of item IDs, not {type(value).__name__}") from None
-        self._items = [uint64_arg("items entry", item) for item in entries]
+        self._items = [uint64(item, "items entry") for item in entries]
 
     max_chunks = UintOption(
         "Most chunks under construction at once (the window size).",
@@ -183,7 +184,7 @@ class ChunkStreamConfig:
 
     def enable_packet_presence(self, payload_size: int) -> ChunkStreamConfig:
         """Track presence per packet of ``payload_size`` payload bytes; returns ``self``."""
-        payload_size = uint64_arg("payload_size", payload_size)
+        payload_size = uint64(payload_size, "payload_size")
         if payload_size == 0:
             raise ValueError("payload_size must not be zero")
         self._packet_presence = payload_size

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from ..._errors import Empty, Full, Stopped
-from .._config import uint64_arg
+from ...protocols.arguments import uint64
 from .._wakeup import ReadinessFd, Waiter, wake
 from .config import Chunk
 
@@ -35,7 +35,7 @@ class ChunkRingbuffer:
     """
 
     def __init__(self, maxsize: int) -> None:
-        self._maxsize = uint64_arg("maxsize", maxsize)
+        self._maxsize = uint64(maxsize, "maxsize")
         self._items: deque[Chunk] = deque()
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
