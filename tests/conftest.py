@@ -9,9 +9,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import spead2
+from spead2 import _log
 
 TESTS = Path(__file__).resolve().parent
 KINDS = {
@@ -34,3 +39,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if kind in KINDS:
             item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[spead2.ThreadPool]:
+    """A thread pool shared by the tests of a module, stopped after them."""
+    pool = spead2.ThreadPool()
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture
+def fresh_log_limits() -> Iterator[None]:
+    """Log rate limits are process-wide: a test looking for a message gets a fresh burst."""
+    _log._limiters.clear()
+    yield
+    _log._limiters.clear()
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture, fresh_log_limits: None) -> Iterator[pytest.LogCaptureFixture]:
+    """INFO logs of the "spead2" logger, from any thread, with fresh rate limits."""
+    with caplog.at_level(logging.INFO, logger="spead2"):
+        yield caplog

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import struct
 import tracemalloc
 from unittest import mock
 
@@ -11,99 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spead2 import _log
 from spead2.protocols import assembler as assembler_module
 from spead2.protocols import live_heaps
 from spead2.protocols.assembler import MAX_RANGES, HeapAssembler, stream_stat_configs
 from spead2.protocols.flavour import Flavour
 from spead2.protocols.heaps import Heap, IncompleteHeap
-from spead2.protocols.stats import StreamStats
 from spead2.recv._config import RingStreamConfig, StreamConfig
-
-IMM = 1 << 63
-ITEM = 0x1000
-
-
-def imm(item_id, value, hab=40):
-    return IMM | (item_id << hab) | value
-
-
-def addr(item_id, address, hab=40):
-    return (item_id << hab) | address
-
-
-def raw_packet(pointers, payload=b"", hab=40, n_items=None, magic=0x53, version=4, widths=None):
-    id_width, addr_width = widths if widths is not None else ((64 - hab) // 8, hab // 8)
-    n = len(pointers) if n_items is None else n_items
-    header = struct.pack(">BBBBHH", magic, version, id_width, addr_width, 0, n)
-    return header + b"".join(struct.pack(">Q", p) for p in pointers) + bytes(payload)
-
-
-def packet(cnt, heap_length, offset, payload, extra=(), hab=40):
-    """A packet with the four fields in the usual order (``heap_length=None``: unsized)."""
-    pointers = [imm(1, cnt, hab)]
-    if heap_length is not None:
-        pointers.append(imm(2, heap_length, hab))
-    pointers += [imm(3, offset, hab), imm(4, len(payload), hab), *extra]
-    return raw_packet(pointers, payload, hab)
-
-
-STOP = imm(6, 2)
-START = imm(6, 0)
-ITEM_AT_0 = (addr(ITEM, 0),)
-
-
-def split(cnt, payload, cuts, extra=ITEM_AT_0, sized=True):
-    """Packets of one heap: ``payload`` cut at ``cuts``; the first carries ``extra``."""
-    bounds = [0, *cuts, len(payload)]
-    return [
-        packet(cnt, len(payload) if sized else None, a, payload[a:b], extra if i == 0 else ())
-        for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))
-    ]
-
-
-class Rig:
-    """An assembler with its output list and statistics."""
-
-    def __init__(self, ring=None, **config):
-        self.config = StreamConfig(**config)
-        self.ring_config = ring if ring is not None else RingStreamConfig()
-        self.heaps = []
-        self.configs = stream_stat_configs(self.config)
-        self.raw_stats = [0] * len(self.configs)
-        self.asm = HeapAssembler(
-            self.config, self.ring_config, self.heaps.append, self.raw_stats, _log.log_limited
-        )
-
-    def feed(self, *packets):
-        return [self.asm.add_packet(p) for p in packets]
-
-    @property
-    def stats(self):
-        return StreamStats(self.configs, self.raw_stats)
-
-    def nonzero_stats(self):
-        return {k: v for k, v in self.stats.items() if v}
+from tests.helpers.assembler import Rig, payload_of
+from tests.helpers.packets import ITEM, START, STOP, addr, imm, packet, raw_packet, split
 
 
 def incomplete_ring(keep=True):
     return RingStreamConfig(contiguous_only=False, incomplete_keep_payload_ranges=keep)
 
 
-def payload_of(heap):
-    assert isinstance(heap, Heap)
-    return bytes(heap.payload)
-
-
 def item_values(heap):
     return [(item.id, bytes(item)) for item in heap.get_items()]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_log_limits():
-    _log._limiters.clear()
-    yield
-    _log._limiters.clear()
+pytestmark = pytest.mark.usefixtures("fresh_log_limits")
 
 
 # -- statistics layout ------------------------------------------------------------

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from spead2.protocols import heaps as heaps_module
-from tests.core.test_assembler import Rig, packet, payload_of, split
+from tests.helpers.assembler import Rig, payload_of
+from tests.helpers.packets import packet, split
 
 
 def _big_heap_packets(cnt, size, fill, packet_payload=8000):

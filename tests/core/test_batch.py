@@ -9,8 +9,6 @@ substreams, stop items and hostile packets, cut into batches anywhere.
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,27 +29,9 @@ from spead2.protocols.chunking import NOT_READY, ChunkPlacer, chunk_stream_stat_
 from spead2.protocols.heaps import Heap, IncompleteHeap
 from spead2.protocols.live_heaps import stop_words
 from spead2.recv._config import RingStreamConfig, StreamConfig
+from tests.helpers.packets import ITEM, addr, imm, packet
 
-IMM = 1 << 63
 STOP_ID = 6
-ITEM = 0x1000
-
-
-def imm(item_id, value, hab):
-    return IMM | (item_id << hab) | value
-
-
-def addr(item_id, address, hab):
-    return (item_id << hab) | address
-
-
-def packet(cnt, heap_length, offset, payload, extra=(), hab=40):
-    pointers = [imm(1, cnt, hab)]
-    if heap_length is not None:
-        pointers.append(imm(2, heap_length, hab))
-    pointers += [imm(3, offset, hab), imm(4, len(payload), hab), *extra]
-    header = struct.pack(">HBBxxH", 0x5304, (64 - hab) // 8, hab // 8, len(pointers))
-    return header + struct.pack(f">{len(pointers)}Q", *pointers) + bytes(payload)
 
 
 def heap_packets(cnt, size, packet_payload, hab, first_extra, sized=True):

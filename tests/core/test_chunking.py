@@ -7,8 +7,8 @@ the reference spead2 4.5.1 with the same packets.
 
 from __future__ import annotations
 
+import functools
 import logging
-import struct
 
 import pytest
 from hypothesis import given, settings
@@ -25,30 +25,20 @@ from spead2.protocols.chunking import (
 )
 from spead2.protocols.stats import StreamStatConfig, StreamStats
 from spead2.recv._config import StreamConfig
+from tests.helpers import packets as spead_packets
 
-IMM = 1 << 63
 HAB = 48
 TS = 0x1600  # timestamp item (immediate)
 DATA = 0x1700  # addressed payload item
 HEAP = 64  # payload bytes per heap
 HPC = 4  # heaps per chunk
 
-
-def imm(item_id, value, hab=HAB):
-    return IMM | (item_id << hab) | value
-
-
-def addr(item_id, address, hab=HAB):
-    return (item_id << hab) | address
+# The packets here are SPEAD-64-48.
+imm = functools.partial(spead_packets.imm, hab=HAB)
+addr = functools.partial(spead_packets.addr, hab=HAB)
+packet = functools.partial(spead_packets.packet, hab=HAB)
 
 
-def packet(cnt, heap_length, offset, payload, extra=(), hab=HAB, sized=True):
-    pointers = [imm(1, cnt, hab)]
-    if sized:
-        pointers.append(imm(2, heap_length, hab))
-    pointers += [imm(3, offset, hab), imm(4, len(payload), hab), *extra]
-    header = struct.pack(">HBBxxH", 0x5304, (64 - hab) // 8, hab // 8, len(pointers))
-    return header + struct.pack(f">{len(pointers)}Q", *pointers) + bytes(payload)
 
 
 def heap_packets(index, packet_payload=32, ts=True, cnt=None, size=HEAP, extra_items=()):
@@ -371,7 +361,7 @@ def test_packet_presence_bounds_use_the_last_packet():
 
 def test_unsized_packets_are_rejected():
     placer, source, place, stats = make()
-    feed(placer, [packet(1, 0, 0, b"x" * 32, [imm(TS, 0)], sized=False)])
+    feed(placer, [packet(1, None, 0, b"x" * 32, [imm(TS, 0)])])
     s = stats()
     assert (s["packets"], s["heaps"]) == (1, 0)
     assert place.calls == [] and source.acquired == []

@@ -17,23 +17,13 @@ import spead2._log
 from spead2.protocols.descriptors import decode_descriptor, decode_descriptors, encode_descriptor
 from spead2.protocols.flavour import Flavour
 from spead2.protocols.raw_descriptor import RawDescriptor
+from tests.helpers.packets import addr, imm, raw_descriptor, raw_packet
 
 ALL_BITS = [8, 16, 24, 32, 40, 48, 56]
 
 
-@pytest.fixture
-def fresh_log_limits() -> None:
-    """Earlier tests may have used up the rate limit of the messages a test looks for."""
-    spead2._log._limiters.clear()
-
-
 def ptr(immediate: bool, item_id: int, value: int, bits: int = 40) -> int:
-    return (int(immediate) << 63) | (item_id << bits) | value
-
-
-def packet(pointers: list[int], payload: bytes, bits: int = 40) -> bytes:
-    header = bytes([0x53, 4, (64 - bits) // 8, bits // 8, 0, 0]) + struct.pack(">H", len(pointers))
-    return header + b"".join(struct.pack(">Q", p) for p in pointers) + payload
+    return (imm if immediate else addr)(item_id, value, bits)
 
 
 def nested(
@@ -64,7 +54,7 @@ def nested(
         base.append(ptr(True, 4, size if payload_length is None else payload_length, bits))
     if id is not None:
         base.append(ptr(True, 0x14, id, bits))
-    return packet(base + list(extra) + pointers, body, bits)
+    return raw_packet(base + list(extra) + pointers, body, bits)
 
 
 def fmt(code: str, bits: int, width: int = 3) -> bytes:
@@ -84,23 +74,12 @@ def fields(raw: RawDescriptor | None) -> tuple | None:
     return (raw.id, raw.name, raw.description, raw.format, raw.shape, raw.numpy_header)
 
 
-def make_raw(id=5, name=b"", description=b"", format=(), shape=(), numpy_header=b""):
-    raw = RawDescriptor()
-    raw.id = id
-    raw.name = name
-    raw.description = description
-    raw.format = list(format)
-    raw.shape = list(shape)
-    raw.numpy_header = numpy_header
-    return raw
-
-
 # ---------------------------------------------------------------------------
 # Encoding
 
 
 def test_encode_layout_without_header() -> None:
-    raw = make_raw(0x1234, b"ab", b"cde", [("u", 8)], [2])
+    raw = raw_descriptor(0x1234, b"ab", b"cde", [("u", 8)], [2])
     data = encode_descriptor(raw, Flavour())
     assert data[:8] == bytes.fromhex("5304030500000009")
     pointers = struct.unpack(">9Q", data[8:80])
@@ -119,7 +98,7 @@ def test_encode_layout_without_header() -> None:
 
 
 def test_encode_empty_descriptor_has_equal_addresses() -> None:
-    data = encode_descriptor(make_raw(7), Flavour())
+    data = encode_descriptor(raw_descriptor(7), Flavour())
     pointers = struct.unpack(">9Q", data[8:])
     assert [p & 0xFFFFFFFFFF for p in pointers[5:]] == [0, 0, 0, 0]
     assert len(data) == 80
@@ -127,7 +106,7 @@ def test_encode_empty_descriptor_has_equal_addresses() -> None:
 
 @pytest.mark.parametrize("bits", ALL_BITS)
 def test_encode_widths_follow_flavour(bits: int) -> None:
-    raw = make_raw(3, format=[("i", 16)], shape=[4, None])
+    raw = raw_descriptor(3, format=[("i", 16)], shape=[4, None])
     data = encode_descriptor(raw, Flavour(4, 64, bits, 0))
     body = data[8 + 8 * 9 :]
     assert body == fmt("i", 16, (64 - bits) // 8) + dim(0, 4, bits // 8) + dim(1, 0, bits // 8)
@@ -137,29 +116,29 @@ def test_encode_widths_follow_flavour(bits: int) -> None:
 
 
 def test_encode_shape_bit_1_and_negative_dimension() -> None:
-    raw = make_raw(3, shape=[None, -1, 2])
+    raw = raw_descriptor(3, shape=[None, -1, 2])
     data = encode_descriptor(raw, Flavour(4, 64, 40, 2))
     assert data[80:] == dim(2, 0) + dim(2, 0) + dim(0, 2)
 
 
 def test_encode_latin1_code() -> None:
-    data = encode_descriptor(make_raw(3, format=[("\xe9", 8)]), Flavour())
+    data = encode_descriptor(raw_descriptor(3, format=[("\xe9", 8)]), Flavour())
     assert data[80:] == bytes.fromhex("e9000008")
 
 
 @pytest.mark.parametrize(
     ("flavour", "raw", "message"),
     [
-        (Flavour(4, 64, 8, 0), make_raw(0x100), "Item ID out of range"),
-        (Flavour(), make_raw(-1), "Item ID out of range"),
-        (Flavour(4, 64, 8, 0), make_raw(1, shape=[300]), "shape dimension 300 out of range"),
-        (Flavour(4, 64, 56, 0), make_raw(1, format=[("u", 300)]), r"format field \('u', 300\)"),
-        (Flavour(), make_raw(1, format=[("u", 1 << 24)]), "format field"),
-        (Flavour(), make_raw(1, format=[("u", -1)]), "format field"),
-        (Flavour(), make_raw(1, format=[("uu", 8)]), "multi-character"),
-        (Flavour(), make_raw(1, format=[("", 8)]), "empty string"),
-        (Flavour(), make_raw(1, format=[("€", 8)]), "does not fit in one byte"),
-        (Flavour(4, 64, 8, 0), make_raw(1, description=b"x" * 300), "descriptor too large"),
+        (Flavour(4, 64, 8, 0), raw_descriptor(0x100), "Item ID out of range"),
+        (Flavour(), raw_descriptor(-1), "Item ID out of range"),
+        (Flavour(4, 64, 8, 0), raw_descriptor(1, shape=[300]), "shape dimension 300 out of range"),
+        (Flavour(4, 64, 56, 0), raw_descriptor(1, format=[("u", 300)]), r"format field \('u', 300\)"),
+        (Flavour(), raw_descriptor(1, format=[("u", 1 << 24)]), "format field"),
+        (Flavour(), raw_descriptor(1, format=[("u", -1)]), "format field"),
+        (Flavour(), raw_descriptor(1, format=[("uu", 8)]), "multi-character"),
+        (Flavour(), raw_descriptor(1, format=[("", 8)]), "empty string"),
+        (Flavour(), raw_descriptor(1, format=[("€", 8)]), "does not fit in one byte"),
+        (Flavour(4, 64, 8, 0), raw_descriptor(1, description=b"x" * 300), "descriptor too large"),
     ],
 )
 def test_encode_refuses_what_does_not_fit(
@@ -170,9 +149,9 @@ def test_encode_refuses_what_does_not_fit(
 
 
 def test_encode_limits_that_fit() -> None:
-    assert encode_descriptor(make_raw(0xFF, shape=[255]), Flavour(4, 64, 8, 0))
-    assert encode_descriptor(make_raw(1, description=b"x" * 250), Flavour(4, 64, 8, 0))
-    assert encode_descriptor(make_raw(1, format=[("u", (1 << 24) - 1)]), Flavour())
+    assert encode_descriptor(raw_descriptor(0xFF, shape=[255]), Flavour(4, 64, 8, 0))
+    assert encode_descriptor(raw_descriptor(1, description=b"x" * 250), Flavour(4, 64, 8, 0))
+    assert encode_descriptor(raw_descriptor(1, format=[("u", (1 << 24) - 1)]), Flavour())
 
 
 # ---------------------------------------------------------------------------
@@ -180,7 +159,7 @@ def test_encode_limits_that_fit() -> None:
 
 
 raw_descriptors = st.builds(
-    make_raw,
+    raw_descriptor,
     id=st.integers(0, 255),
     name=st.binary(max_size=20),
     description=st.binary(max_size=40),
@@ -307,7 +286,7 @@ def test_decode_latin1_codes() -> None:
 
 def test_decode_last_of_duplicates_wins() -> None:
     assert decode_descriptor(nested([(0x10, b"nm"), (0x10, b"xy")]), 0).name == b"xy"
-    value = packet(
+    value = raw_packet(
         [
             ptr(True, 1, 7),
             ptr(True, 2, 0),
@@ -323,7 +302,7 @@ def test_decode_last_of_duplicates_wins() -> None:
 
 def test_decode_addresses() -> None:
     # Lengths run to the next address in address order, whatever the pointer order.
-    value = packet(
+    value = raw_packet(
         [
             ptr(True, 1, 1),
             ptr(True, 2, 4),
@@ -337,7 +316,7 @@ def test_decode_addresses() -> None:
     )
     assert fields(decode_descriptor(value, 0))[:3] == (9, b"cd", b"ab")
     # An address beyond the heap makes the heap unusable.
-    value = packet(
+    value = raw_packet(
         [
             ptr(True, 1, 1),
             ptr(True, 2, 4),
@@ -364,7 +343,7 @@ def test_decode_multi_packet_heap() -> None:
     full = nested(STANDARD)
     body = full[8 + 8 * 9 :]
     first = nested(STANDARD, heap_length=20, payload_length=10)[: 8 + 8 * 9 + 10]
-    second = packet(
+    second = raw_packet(
         [ptr(True, 1, 1), ptr(True, 2, 20), ptr(True, 3, 10), ptr(True, 4, 10)], body[10:]
     )
     assert fields(decode_descriptor(first + second, 0)) == fields(decode_descriptor(full, 0))

@@ -27,7 +27,7 @@ from spead2.protocols.live_heaps import (
 from spead2.protocols.packet import decode_packet
 from spead2.protocols.stats import HEAPS, INCOMPLETE_HEAPS_EVICTED, INCOMPLETE_HEAPS_FLUSHED
 from spead2.recv._config import StreamConfig
-from tests.core.test_assembler import STOP, addr, imm, packet
+from tests.helpers.packets import STOP, addr, imm, packet
 
 PROTOCOLS = pathlib.Path(live_heaps.__file__).parent
 

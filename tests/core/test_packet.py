@@ -11,39 +11,9 @@ from hypothesis import strategies as st
 
 from spead2 import _log
 from spead2.protocols.packet import PacketError, _decode_full, decode_packet, packet_size
+from tests.helpers.packets import addr, imm, packet, raw_packet
 
-IMM = 1 << 63
-
-
-def imm(item_id: int, value: int, hab: int = 40) -> int:
-    return IMM | ((item_id % (1 << (63 - hab))) << hab) | value
-
-
-def addr(item_id: int, address: int, hab: int = 40) -> int:
-    return ((item_id % (1 << (63 - hab))) << hab) | address
-
-
-def raw_packet(pointers, payload=b"", hab=40, n_items=None, magic=0x53, version=4, widths=None):
-    id_width, addr_width = widths if widths is not None else ((64 - hab) // 8, hab // 8)
-    n = len(pointers) if n_items is None else n_items
-    header = struct.pack(">BBBBHH", magic, version, id_width, addr_width, 0, n)
-    return header + b"".join(struct.pack(">Q", p) for p in pointers) + bytes(payload)
-
-
-def packet(cnt, heap_length, offset, payload, extra=(), hab=40):
-    pointers = [imm(1, cnt, hab)]
-    if heap_length is not None:
-        pointers.append(imm(2, heap_length, hab))
-    pointers += [imm(3, offset, hab), imm(4, len(payload), hab), *extra]
-    return raw_packet(pointers, payload, hab)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_log_limits():
-    # The rate limiter is process-wide; each test gets a fresh burst.
-    _log._limiters.clear()
-    yield
-    _log._limiters.clear()
+pytestmark = pytest.mark.usefixtures("fresh_log_limits")
 
 
 # -- valid packets --------------------------------------------------------------
@@ -196,7 +166,7 @@ def packets(draw):
         pointers = [imm(1, draw(st.integers(0, limit)), hab), imm(2, length, hab),
                     imm(3, offset, hab), imm(4, plen, hab)]
     for _ in range(draw(st.integers(0, 6))):
-        item_id = draw(field_ids)
+        item_id = draw(field_ids) % (1 << (63 - hab))  # what the flavour's id bits hold
         value = draw(st.integers(0, limit))
         pointers.append(imm(item_id, value, hab) if draw(st.booleans()) else addr(item_id, value, hab))
     payload = bytes(draw(st.integers(0, 80)))

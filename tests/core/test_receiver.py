@@ -9,8 +9,8 @@ import pytest
 from spead2.recv._config import RingStreamConfig, StreamConfig
 from spead2.recv._stream import StreamCore
 from spead2.transports.base import GO, PAUSE, STOP
-from tests.core.test_assembler import STOP as STOP_ITEM
-from tests.core.test_assembler import packet
+from tests.helpers.packets import STOP as STOP_ITEM
+from tests.helpers.packets import packet
 
 
 @pytest.fixture

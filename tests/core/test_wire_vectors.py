@@ -8,6 +8,7 @@ from spead2.protocols.descriptors import decode_descriptor, encode_descriptor
 from spead2.protocols.flavour import Flavour
 from spead2.protocols.raw_descriptor import RawDescriptor
 from spead2.send._heap import Heap, PacketGenerator
+from tests.helpers.packets import raw_descriptor
 
 
 def h(text: str) -> bytes:
@@ -36,17 +37,6 @@ class FakeDescriptor:
 
     def to_raw(self, flavour: Flavour) -> RawDescriptor:
         return self.raw
-
-
-def raw_descriptor(id, name, description, format=(), shape=(), numpy_header=b""):
-    raw = RawDescriptor()
-    raw.id = id
-    raw.name = name
-    raw.description = description
-    raw.format = list(format)
-    raw.shape = list(shape)
-    raw.numpy_header = numpy_header
-    return raw
 
 
 TIMESTAMP = raw_descriptor(0x1600, b"timestamp", b"Sample counter", [("u", 40)])

@@ -1,2 +1,14 @@
-"""What several test modules share: import it as ``tests.helpers`` (the repository root is on
-``sys.path``, see ``pythonpath`` in pyproject.toml). Test modules never import each other."""
+"""What several test modules share, imported as ``tests.helpers.<module>`` (the repository root
+is on ``sys.path``: ``pythonpath`` in pyproject.toml). Test modules never import each other;
+fixtures live in ``tests/conftest.py``.
+
+- ``packets``: SPEAD packets and raw descriptors built byte by byte.
+- ``assembler``: a bare heap assembler with its output and statistics.
+- ``heaps``: numbered heaps that the transport tests send and check.
+- ``streams``: receive-stream configurations.
+- ``waiting``: waiting on a condition with a deadline; a watchdog that stops a stream.
+- ``clock``: a fake clock for the send streams' rate limiting.
+- ``reference``: the reference spead2's interpreter (tests skip without it).
+- ``tools``: running the command-line tools and examples as subprocesses.
+- ``pcap_files``: writing capture files.
+"""

@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.helpers.waiting import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 20.0
 RUN_TIMEOUT = 60.0
@@ -93,15 +95,20 @@ def wait_bound(
     host: str = "127.0.0.1",
 ) -> None:
     """Wait until ``proc`` has bound ``port`` (fails if it exits or takes too long)."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not is_bound(port, kind, host):
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"process exited with {proc.returncode}:\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"port {port} was not bound within {READY_TIMEOUT} s")
-        time.sleep(0.02)
+
+    def state() -> str:
+        if is_bound(port, kind, host):
+            return "bound"
+        return "exited" if proc.poll() is not None else ""
+
+    try:
+        outcome = wait_for(state, f"port {port} to be bound", timeout=READY_TIMEOUT)
+    except AssertionError:
+        proc.kill()
+        raise
+    if outcome == "exited":
+        out, err = proc.communicate()
+        raise AssertionError(f"process exited with {proc.returncode}:\n{out}\n{err}")
 
 
 def tool_command(tool: str, *args: str) -> list[str]:

@@ -24,6 +24,7 @@ import spead2.send
 from spead2.tools.live import LiveView
 from spead2.tools.live import _http as http
 from tests.helpers.tools import env, free_port, tool_command
+from tests.helpers.waiting import wait_for
 
 
 @pytest.fixture
@@ -151,17 +152,17 @@ def test_spead2_recv_serves_the_live_view() -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             for packet in spead2.send.PacketGenerator(group.get_heap(), 1, 9000):
                 sock.sendto(packet, ("127.0.0.1", spead_port))
-            stats: dict = {}
-            for _ in range(200):  # bounded poll: the heap arrives within milliseconds
+
+            def items_once_power_arrived() -> dict:
                 with socket.create_connection(("127.0.0.1", http_port), timeout=10) as conn:
                     conn.sendall(get("/api/items"))
                     data = b""
                     while chunk := conn.recv(65536):
                         data += chunk
-                stats = json.loads(data.partition(b"\r\n\r\n")[2])
-                if "power" in stats:
-                    break
-                time.sleep(0.05)
+                items = json.loads(data.partition(b"\r\n\r\n")[2])
+                return items if "power" in items else {}
+
+            stats = wait_for(items_once_power_arrived, "the heap on /api/items")
             assert stats["power"]["value"] == 2.5
             for packet in spead2.send.PacketGenerator(group.get_end(), 2, 9000):
                 sock.sendto(packet, ("127.0.0.1", spead_port))

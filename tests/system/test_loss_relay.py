@@ -19,7 +19,6 @@ receiver (``add_udp_reader``, ``allow_out_of_order=True``,
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import socket
 import subprocess
@@ -37,7 +36,9 @@ import spead2
 import spead2.recv
 from spead2.protocols.heaps import Heap, IncompleteHeap
 from tests.fuzz._udp import SENDER_SCRIPT, bound_udp_socket, heap_payload, kernel_drops
+from tests.helpers.reference import reference_python
 from tests.helpers.streams import counting_config
+from tests.helpers.waiting import wait_for_async
 
 REPO = Path(__file__).resolve().parents[2]
 N_HEAPS = 500
@@ -123,21 +124,12 @@ def roomy(sock: socket.socket) -> bool:
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2 >= 2 << 20
 
 
-def _reference_python() -> str:
-    path = os.environ.get("SPEAD2_REFERENCE_PYTHON")
-    if not path:
-        pytest.skip("SPEAD2_REFERENCE_PYTHON is not set (path of a Python with spead2 4.5.1)")
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"SPEAD2_REFERENCE_PYTHON={path!r} is not an executable")
-    return path
-
-
 def sender_command(which: str, port: int, n_heaps: int, rate: float) -> tuple[list[str], str]:
     """``(argv, cwd)`` running the sender script with the reference's or our interpreter."""
     args = [str(port), str(n_heaps), str(rate), "1"]
     if which == "reference":
         # -P and a neutral cwd: the reference must never import our package.
-        return [_reference_python(), "-P", "-c", SENDER_SCRIPT, *args], "/"
+        return [reference_python(), "-P", "-c", SENDER_SCRIPT, *args], "/"
     return [sys.executable, "-c", SENDER_SCRIPT, *args], str(REPO)
 
 
@@ -193,10 +185,10 @@ async def run_through_relay(which: str, impairment: Impairment, seed: int) -> No
         sent_packets = int(out.split()[0])
         via = "UdpStream" if out.split()[1] == b"True" else "PacketGenerator + socket"
         # Everything was sent before the sender exited; let the relay drain its socket.
-        deadline = time.monotonic() + 30
-        while relay.received + (kernel_drops(relay_port) or 0) < sent_packets:
-            assert time.monotonic() < deadline, "the relay did not see every datagram"
-            await asyncio.sleep(0.01)
+        await wait_for_async(
+            lambda: relay.received + (kernel_drops(relay_port) or 0) >= sent_packets,
+            "the relay to see every datagram", timeout=30,
+        )
         relay.release_all()
         relay_drops = kernel_drops(relay_port)
         if relay_drops is not None:
@@ -207,7 +199,8 @@ async def run_through_relay(which: str, impairment: Impairment, seed: int) -> No
     finally:
         transport.close()
 
-    # Wait until the receiver has accounted for every forwarded datagram, then stop it.
+    # Wait until the receiver has accounted for every forwarded datagram, then stop it (a
+    # deadline wait that goes on to the checks below, which then say what is missing).
     deadline = time.monotonic() + 30
     while True:
         drops = kernel_drops(rx_port) or 0

@@ -175,7 +175,7 @@ WITHOUT_CYPCAP = textwrap.dedent(
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
             while not task.done():
                 tx.sendto(b"hello", ("127.0.0.1", port))
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # sent again until the capture has its one packet
         return await task
 
     print("capture status", asyncio.run(run()))

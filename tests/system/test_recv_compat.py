@@ -6,7 +6,6 @@ tests/system/interop/test_interop_compat.py.)
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -17,19 +16,13 @@ import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
 from spead2.recv import stream_stat_indices
+from tests.helpers.waiting import wait_for, wait_for_async
 
 TIMEOUT = 10.0
 REFERENCE_NINE = [
     "heaps", "incomplete_heaps_evicted", "incomplete_heaps_flushed", "packets", "batches",
     "max_batch", "single_packet_heaps", "search_dist", "worker_blocked",
 ]
-
-
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
 
 
 def single_packet_heaps(pool: spead2.ThreadPool, n: int, end: bool = False) -> list[bytes]:
@@ -45,13 +38,6 @@ def single_packet_heaps(pool: spead2.ThreadPool, n: int, end: bool = False) -> l
     return [
         bytes(p) for i, heap in enumerate(heaps) for p in spead2.send.PacketGenerator(heap, i + 1, 1472)
     ]
-
-
-def wait_until(condition, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for a condition"
-        time.sleep(0.005)
 
 
 # -- statistics layout ----------------------------------------------------------------
@@ -128,7 +114,7 @@ def test_stop_with_a_blocked_reader_counts_what_it_had_in_hand(pool, kind) -> No
         stream.add_inproc_reader(queue)
         for packet in packets:
             queue.add_packet(packet)
-    wait_until(lambda: stream.stats.worker_blocked >= 1)
+    wait_for(lambda: stream.stats.worker_blocked >= 1)
     assert stream.ringbuffer.size() == 4
     started = time.monotonic()
     stream.stop()
@@ -153,11 +139,11 @@ def test_worker_blocked_counts_as_soon_as_the_reader_blocks(pool) -> None:
     packets = single_packet_heaps(pool, 3)
     queue.add_packet(packets[0])
     queue.add_packet(packets[1])
-    wait_until(lambda: stream.ringbuffer.size() == 2)
+    wait_for(lambda: stream.ringbuffer.size() == 2)
     time.sleep(0.05)  # give a wrong count the chance to appear
     assert stream.stats.worker_blocked == 0
     queue.add_packet(packets[2])
-    wait_until(lambda: stream.stats.worker_blocked == 1)  # code polls for exactly this
+    wait_for(lambda: stream.stats.worker_blocked == 1)  # code polls for exactly this
     assert [stream.get().cnt for _ in range(3)] == [1, 2, 3]
     stream.stop()
 
@@ -165,17 +151,14 @@ def test_worker_blocked_counts_as_soon_as_the_reader_blocks(pool) -> None:
 async def test_worker_blocked_polled_on_an_asyncio_stream(pool) -> None:
     stream = spead2.recv.asyncio.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=1))
     stream.add_buffer_reader(b"".join(single_packet_heaps(pool, 5, end=True)))
-    deadline = time.monotonic() + TIMEOUT
-    while stream.stats[stream_stat_indices.WORKER_BLOCKED] == 0:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.001)
+    await wait_for_async(lambda: stream.stats[stream_stat_indices.WORKER_BLOCKED], "the reader to block")
     assert [h.cnt async for h in stream] == [1, 2, 3, 4, 5]  # nothing lost
 
 
 def test_consumer_thread_releases_held_heaps_in_order(pool) -> None:
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=3))
     stream.add_buffer_reader(b"".join(single_packet_heaps(pool, 200, end=True)))
-    wait_until(lambda: stream.stats.worker_blocked >= 1)
+    wait_for(lambda: stream.stats.worker_blocked >= 1)
     assert stream.ringbuffer.size() == 3
     got: list[int] = []
     consumer = threading.Thread(target=lambda: got.extend(h.cnt for h in stream))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,13 @@ import pytest
 
 import spead2
 from spead2.send._heap import Heap, PacketGenerator
+from tests.helpers.reference import reference_python
 
 PEER = Path(__file__).parent / "interop" / "ref_packets.py"
 _spec = importlib.util.spec_from_file_location("ref_packets", PEER)
 assert _spec is not None and _spec.loader is not None
 ref_packets = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ref_packets)
-
-
-def _reference_python() -> str:
-    path = os.environ.get("SPEAD2_REFERENCE_PYTHON")
-    if not path:
-        pytest.skip("SPEAD2_REFERENCE_PYTHON is not set (path of a Python with spead2 4.5.1)")
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"SPEAD2_REFERENCE_PYTHON={path!r} is not an executable")
-    return path
 
 
 # ---------------------------------------------------------------------------
@@ -213,7 +204,7 @@ CASES.update(
 
 @pytest.fixture(scope="module")
 def reference_output() -> dict[str, dict[str, Any]]:
-    python = _reference_python()
+    python = reference_python()
     request = json.dumps({"heaps": list(CASES.values())})
     completed = subprocess.run(
         [python, "-E", "-s", str(PEER)],

@@ -37,6 +37,7 @@ import spead2.send.asyncio
 from spead2.protocols.heaps import Heap
 from spead2.transports.base import BATCH_PACKETS
 from tests.fuzz._udp import bound_udp_socket, kernel_drops
+from tests.helpers.waiting import wait_for, wait_for_async
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 30
@@ -209,7 +210,7 @@ def test_exit_with_everything_live() -> None:
         config = spead2.send.StreamConfig(rate=1e5)  # slow: heaps stay queued
         async_stream = spead2.send.asyncio.InprocStream(pool, [spead2.InprocQueue()], config)
         futures = [async_stream.async_send_heap(heap) for _ in range(3)]
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the scenario: the loop ends with heaps in flight
     asyncio.run(leave_heaps_in_flight())
 
     # Traffic still flowing when the interpreter exits.
@@ -220,7 +221,7 @@ def test_exit_with_everything_live() -> None:
             for p in packets:
                 tx.sendto(p, ("127.0.0.1", port))
     threading.Thread(target=flood, daemon=True).start()
-    time.sleep(0.3)
+    time.sleep(0.3)  # the scenario: the interpreter exits while traffic flows
     # The loop shut down with heaps queued: their futures were cancelled, not left pending.
     assert all(f.cancelled() or f.done() for f in futures), futures
     print("exiting", flush=True)
@@ -240,7 +241,7 @@ def test_exit_while_a_thread_is_blocked_in_get() -> None:
     # At exit the stream is stopped, which ends the iteration (a bare get() would raise
     # spead2.Stopped in that thread, as after any stop()).
     threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
-    import time; time.sleep(0.2)
+    import time; time.sleep(0.2)  # the scenario: exit while that thread waits in get()
     print("exiting", flush=True)
     """
     )
@@ -311,9 +312,7 @@ def test_stop_during_traffic_from_another_thread(transport: str) -> None:
     consumer = threading.Thread(target=consume)
     sender.start()
     consumer.start()
-    deadline = time.monotonic() + 20
-    while len(consumed) < 50 and time.monotonic() < deadline and not errors:
-        time.sleep(0.01)
+    wait_for(lambda: len(consumed) >= 50 or errors, "50 heaps consumed", timeout=20)
     # Two threads stop at once: idempotent, and both return.
     stoppers = [threading.Thread(target=stream.stop) for _ in range(2)]
     for t in stoppers:
@@ -363,9 +362,9 @@ def test_dropped_stream_releases_its_sockets() -> None:
     assert kernel_drops(port) is not None  # the stream's duplicate is still bound
     del stream
     gc.collect()
-    deadline = time.monotonic() + 10
-    while (_open_fds() > before or kernel_drops(port) is not None) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(
+        lambda: _open_fds() <= before and kernel_drops(port) is None, "the dropped stream's sockets to close"
+    )
     assert kernel_drops(port) is None, "the dropped stream still holds its UDP socket"
     assert _open_fds() <= before
 
@@ -393,10 +392,7 @@ async def test_dropped_asyncio_stream_on_a_running_loop_releases_its_socket() ->
     rx.close()
     del stream
     gc.collect()
-    for _ in range(1000):
-        if kernel_drops(port) is None:
-            break
-        await asyncio.sleep(0.01)
+    await wait_for_async(lambda: kernel_drops(port) is None, "the UDP socket to close")
     assert kernel_drops(port) is None
 
 
@@ -445,7 +441,7 @@ def test_loop_shutdown_cancels_queued_heap_futures() -> None:
         config = spead2.send.StreamConfig(rate=1e5, max_heaps=4)
         stream = spead2.send.asyncio.InprocStream(spead2.ThreadPool(), [spead2.InprocQueue()], config)
         futures.extend(stream.async_send_heap(heap) for _ in range(4))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the scenario: the loop ends with heaps queued
 
     asyncio.run(queue_and_leave())
     # asyncio.run cancelled the stream's driver task; nothing can send these heaps any more.
@@ -507,11 +503,8 @@ async def _connected_tcp_stream() -> tuple[spead2.recv.asyncio.Stream, socket.so
     stream.add_tcp_reader(listener)
     listener.close()
     client = socket.create_connection(address)
-    deadline = time.monotonic() + TIMEOUT
     # Accepted once the listening socket is gone (one connection per reader).
-    while _listening_on(address):
-        assert time.monotonic() < deadline, "the TCP reader never accepted the connection"
-        await asyncio.sleep(0.005)
+    await wait_for_async(lambda: not _listening_on(address), "the TCP reader to accept the connection", timeout=TIMEOUT)
     return stream, client
 
 
@@ -579,7 +572,7 @@ def test_asyncio_run_ending_by_an_exception_with_a_live_tcp_reader_exits_quietly
             stream.add_tcp_reader(listener)
             client = socket.create_connection(listener.getsockname())
             listener.close()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the scenario: the error comes while the reader runs
             raise ValueError("the user's own error")
 
         asyncio.run(main())
@@ -670,7 +663,7 @@ DAEMON_SENDER = """
         while True:
             stream.send_heap(heap)
     threading.Thread(target=sender, daemon=True).start()
-    time.sleep(0.05)
+    time.sleep(0.05)  # the scenario: exit while that thread sends
     print("exiting", flush=True)
 """
 

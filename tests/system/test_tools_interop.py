@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.reference import reference_python
 from tests.helpers.tools import (
     finish,
     free_port,
@@ -32,9 +33,7 @@ SENT_RE = re.compile(r"^Sent (\d+) bytes in \d+\.\d{6}s, \d+\.\d{6} Gb/s$")
 
 @pytest.fixture(scope="module")
 def reference_bin() -> Path:
-    python = os.environ.get("SPEAD2_REFERENCE_PYTHON")
-    if not python:
-        pytest.skip("SPEAD2_REFERENCE_PYTHON is not set (path of a Python with spead2 4.5.1)")
+    python = reference_python()
     directory = Path(python).parent
     for script in ("spead2_send.py", "spead2_recv.py"):
         if not (directory / script).exists():

@@ -30,6 +30,7 @@ import pytest
 import spead2
 import spead2.send
 from tests.helpers.tools import REPO, env, free_port, tool_command
+from tests.helpers.waiting import wait_for
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
 Image = pytest.importorskip("PIL.Image", reason="needs Pillow")
@@ -66,18 +67,17 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         stdout=subprocess.DEVNULL, stderr=log, text=True, env=env(), cwd=REPO,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def state() -> str:
             try:
                 socket.create_connection(("127.0.0.1", http_port), timeout=0.5).close()
-                break
+                return "listening"
             except OSError:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    pytest.fail(f"{request.param} exited: {log.read()}")
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"{request.param} did not start listening")
+                return "exited" if proc.poll() is not None else ""
+
+        if wait_for(state, f"{request.param} to listen", timeout=30) == "exited":
+            log.seek(0)
+            pytest.fail(f"{request.param} exited: {log.read()}")
         yield request.param, spead_port, http_port
     finally:
         proc.terminate()

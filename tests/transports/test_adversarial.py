@@ -27,34 +27,9 @@ from spead2.protocols.flavour import Flavour
 from spead2.protocols.heaps import Heap, IncompleteHeap
 from spead2.protocols.raw_descriptor import RawDescriptor
 from tests.fuzz._harness import Rig, make_rig
+from tests.helpers.assembler import payload_of
+from tests.helpers.packets import ITEM, addr, imm, packet, raw_descriptor, raw_packet
 from tests.helpers.streams import counting_config
-
-IMM = 1 << 63
-ITEM = 0x1000
-
-
-def imm(item_id: int, value: int, hab: int = 40) -> int:
-    return IMM | (item_id << hab) | value
-
-
-def addr(item_id: int, address: int, hab: int = 40) -> int:
-    return (item_id << hab) | address
-
-
-def raw_packet(pointers: list[int], payload: bytes = b"", hab: int = 40) -> bytes:
-    header = struct.pack(">BBBBHH", 0x53, 4, (64 - hab) // 8, hab // 8, 0, len(pointers))
-    return header + struct.pack(f">{len(pointers)}Q", *pointers) + payload
-
-
-def packet(
-    cnt: int, heap_length: int | None, offset: int, payload: bytes, extra: tuple[int, ...] = (),
-    hab: int = 40,
-) -> bytes:
-    pointers = [imm(1, cnt, hab)]
-    if heap_length is not None:
-        pointers.append(imm(2, heap_length, hab))
-    pointers += [imm(3, offset, hab), imm(4, len(payload), hab), *extra]
-    return raw_packet(pointers, payload, hab)
 
 
 def rig(out_of_order: bool = False, contiguous_only: bool = False, max_heaps: int = 4) -> Rig:
@@ -78,12 +53,6 @@ def stats(r: Rig) -> dict[str, int]:
     return {k: v for k, v in StreamStats(stream_stat_configs(r.config), r.stats).items() if v}
 
 
-def payload_of(heap: object) -> bytes:
-    """The payload of a complete heap (failing if the heap is incomplete)."""
-    assert isinstance(heap, Heap), heap
-    return bytes(heap.payload)
-
-
 def peak_bytes(action: Callable[[], object]) -> int:
     tracemalloc.start()
     try:
@@ -100,14 +69,7 @@ def descriptor_packet(raw: RawDescriptor, hab: int = 40, bug_compat: int = 0) ->
 def make_raw(
     id: int = ITEM, name: bytes = b"x", shape=(), format=(), numpy_header: bytes = b""
 ) -> RawDescriptor:
-    raw = RawDescriptor()
-    raw.id = id
-    raw.name = name
-    raw.description = b"adversarial"
-    raw.shape = list(shape)
-    raw.format = list(format)
-    raw.numpy_header = numpy_header
-    return raw
+    return raw_descriptor(id, name, b"adversarial", format, shape, numpy_header)
 
 
 def heap_with(

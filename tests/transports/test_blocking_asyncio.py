@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 
-import numpy as np
 import pytest
 
 import spead2
@@ -20,42 +19,11 @@ import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
 import spead2.transports.base
+from tests.helpers.heaps import heap_packets, received_indices
+from tests.helpers.waiting import get_within, wait_for_async
 
 TIMEOUT = 20.0
 READERS = ["udp", "tcp", "inproc", "buffer"]
-
-
-def make_group() -> spead2.send.ItemGroup:
-    group = spead2.send.ItemGroup()
-    group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)])
-    group.add_item(0x1001, "data", "Samples", (None,), format=[("i", 32)])
-    return group
-
-
-def heap_packets(n: int, samples: int = 64, end: bool = True) -> list[list[bytes]]:
-    """Packets per heap: ``n`` data heaps (each with its descriptors), then a stop heap."""
-    group = make_group()
-    heaps = []
-    for i in range(n):
-        group["index"].value = i
-        group["data"].value = np.arange(samples) * (i + 1)
-        heap = group.get_heap(descriptors="all", data="all")
-        heaps.append([bytes(p) for p in spead2.send.PacketGenerator(heap, 1 + i, 1472)])
-    if end:
-        heaps.append([bytes(p) for p in spead2.send.PacketGenerator(group.get_end(), 1 + n, 1472)])
-    return heaps
-
-
-def indices(heaps: list[spead2.recv.HeapBase]) -> list[int]:
-    group = spead2.ItemGroup()
-    seen = []
-    for heap in heaps:
-        assert not isinstance(heap, spead2.recv.IncompleteHeap)
-        updated = group.update(heap)
-        index = int(updated["index"].value)
-        np.testing.assert_array_equal(updated["data"].value, np.arange(64) * (index + 1))
-        seen.append(index)
-    return seen
 
 
 class Source:
@@ -120,11 +88,6 @@ def watchdog(stream: spead2.recv.asyncio.Stream, seconds: float = TIMEOUT) -> th
     return timer
 
 
-@pytest.fixture
-def pool() -> spead2.ThreadPool:
-    return spead2.ThreadPool()
-
-
 # -- on the stream's own loop ---------------------------------------------------------
 
 
@@ -138,7 +101,7 @@ async def test_blocking_iteration_on_own_loop(pool: spead2.ThreadPool, kind: str
     timer = watchdog(stream)
     heaps = list(stream)  # never yields to the loop
     timer.cancel()
-    assert indices(heaps) == list(range(12))
+    assert received_indices(heaps) == list(range(12))
     stats = stream.stats
     assert stats["heaps"] == 12
     assert stats["incomplete_heaps_evicted"] == stats["incomplete_heaps_flushed"] == 0
@@ -155,7 +118,7 @@ async def test_blocking_then_loop_carries_on(pool: spead2.ThreadPool, kind: str)
     first = [next(stream) for _ in range(4)]
     rest = [heap async for heap in stream]
     timer.cancel()
-    assert indices(first + rest) == list(range(10))
+    assert received_indices(first + rest) == list(range(10))
 
 
 @pytest.mark.parametrize("kind", ["udp", "tcp", "inproc"])
@@ -167,16 +130,13 @@ async def test_loop_receives_first_then_blocking_takes_over(
     source = Source(kind, stream)
     heaps = heap_packets(10)
     source.send(heaps[:4])
-    deadline = time.monotonic() + TIMEOUT
-    while stream.stats["heaps"] < 2:  # the loop is receiving
-        assert time.monotonic() < deadline, "the loop received nothing"
-        await asyncio.sleep(0.005)
+    await wait_for_async(lambda: stream.stats["heaps"] >= 2, "the loop to receive", timeout=TIMEOUT)
     source.send(heaps[4:])
     source.finish()
     timer = watchdog(stream)
     received = list(stream)  # never yields to the loop again
     timer.cancel()
-    assert indices(received) == list(range(10))
+    assert received_indices(received) == list(range(10))
 
 
 @pytest.mark.parametrize("kind", ["udp", "tcp", "inproc"])
@@ -188,15 +148,8 @@ async def test_get_nowait_on_own_loop_reads_what_has_arrived(
     with pytest.raises(spead2.Empty):
         stream.get_nowait()  # nothing sent yet: does not wait
     source.send(heap_packets(1, end=False))
-    heap = None
-    deadline = time.monotonic() + TIMEOUT
-    while heap is None:  # the kernel may take a moment to pass the packets on
-        try:
-            heap = stream.get_nowait()
-        except spead2.Empty:
-            assert time.monotonic() < deadline, "no heap arrived"
-            time.sleep(0.001)
-    assert indices([heap]) == [0]
+    heap = get_within(stream, TIMEOUT)  # the kernel may take a moment to pass the packets on
+    assert received_indices([heap]) == [0]
     stream.stop()
 
 
@@ -226,9 +179,9 @@ async def test_stop_then_blocking_iteration_drains_and_ends(
     source = Source(kind, stream)
     source.send(heap_packets(2, end=False))
     timer = watchdog(stream)
-    assert indices([next(stream)]) == [0]
+    assert received_indices([next(stream)]) == [0]
     stream.stop()
-    assert indices(list(stream)) == [1]  # queued before the stop: still delivered
+    assert received_indices(list(stream)) == [1]  # queued before the stop: still delivered
     timer.cancel()
 
 
@@ -250,7 +203,7 @@ async def test_reader_added_from_another_thread_while_blocked(pool: spead2.Threa
     adder = threading.Timer(0.1, stream.add_buffer_reader, [data])
     adder.start()
     timer = watchdog(stream)
-    assert indices(list(stream)) == [0, 1, 2]
+    assert received_indices(list(stream)) == [0, 1, 2]
     timer.cancel()
     adder.join()
 
@@ -287,11 +240,11 @@ async def test_blocking_iteration_from_another_thread(pool: spead2.ThreadPool, k
     stream = spead2.recv.asyncio.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     source = Source(kind, stream)
     consumer = asyncio.create_task(asyncio.to_thread(list, stream))
-    await asyncio.sleep(0.05)  # the thread is waiting before anything is sent
+    await wait_for_async(lambda: stream._core.ring._sync_waiters, "the thread to wait in get()")
     source.send(heap_packets(12))
     source.finish()
     heaps = await asyncio.wait_for(consumer, TIMEOUT)
-    assert indices(heaps) == list(range(12))
+    assert received_indices(heaps) == list(range(12))
 
 
 def test_blocking_iteration_with_the_loop_in_another_thread() -> None:
@@ -312,7 +265,7 @@ def test_blocking_iteration_with_the_loop_in_another_thread() -> None:
         for packet in (p for heap in heap_packets(5) for p in heap):
             queue.add_packet(packet)
         timer = watchdog(stream)
-        assert indices(list(stream)) == list(range(5))
+        assert received_indices(list(stream)) == list(range(5))
         timer.cancel()
     finally:
         loop.call_soon_threadsafe(loop.stop)
@@ -332,6 +285,6 @@ def test_stream_of_a_loop_that_is_not_running() -> None:
             return stream
 
         stream = loop.run_until_complete(make())
-        assert indices(list(stream)) == [0, 1, 2]
+        assert received_indices(list(stream)) == [0, 1, 2]
     finally:
         loop.close()

@@ -26,6 +26,7 @@ import spead2
 import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
+from tests.helpers.waiting import wait_for
 
 TIMEOUT = 20.0
 TIMESTAMP_ID = 0x1600
@@ -46,21 +47,6 @@ _pyapi.PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void
 
 def capsule(name: bytes | None, pointer: int = 0x1234) -> object:
     return _pyapi.PyCapsule_New(pointer, name, None)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
-def wait_for(condition, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.002)
 
 
 # -- the digitiser ----------------------------------------------------------------------
@@ -422,7 +408,7 @@ async def test_asyncio_ring():
     assert await asyncio.wait_for(waiter, TIMEOUT) is chunk
     await ring.put(filled_chunk())
     blocked_put = asyncio.ensure_future(ring.put(filled_chunk()))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # nothing must happen (the put stays blocked): no event to wait for
     assert not blocked_put.done()
     ring.get_nowait()
     await asyncio.wait_for(blocked_put, TIMEOUT)
@@ -762,7 +748,7 @@ def test_user_stop_flushes_live_chunks_and_stops_both_rings(pool):
     stream.add_inproc_reader(queue)
     for packet in digitiser(range(2 * HPC))[:-1]:  # no stop heap
         queue.add_packet(packet)
-    wait_for(lambda: stream.stats["heaps"] == 2 * HPC, "heaps to be placed")
+    wait_for(lambda: stream.stats["heaps"] == 2 * HPC, "heaps to be placed", timeout=TIMEOUT)
     assert stream.data_ringbuffer.qsize() == 0  # both chunks still in the window
     stream.stop()
     chunks = list(stream.data_ringbuffer)
@@ -784,7 +770,7 @@ def test_network_end_stops_data_ring_only_when_last_producer_is_done(pool):
     first.add_buffer_reader(b"".join(digitiser(range(HPC))))
     chunk = data_ring.get()
     assert (chunk.chunk_id, chunk.stream_id) == (0, 1)
-    wait_for(lambda: first.stats["packets"] == HPC * PACKETS_PER_HEAP + 1, "the first stream to end")
+    wait_for(lambda: first.stats["packets"] == HPC * PACKETS_PER_HEAP + 1, "the first stream to end", timeout=TIMEOUT)
     with pytest.raises(spead2.Empty):
         data_ring.get_nowait()  # the second stream still produces
     for packet in digitiser([4 * HPC]):
@@ -835,7 +821,7 @@ def test_end_of_data_while_waiting_for_a_chunk_still_delivers(pool, reader):
             queue.add_packet(packet)
         queue.stop()
         stream.add_inproc_reader(queue)
-    wait_for(lambda: stream.data_ringbuffer.qsize() == 1, "chunk 0")
+    wait_for(lambda: stream.data_ringbuffer.qsize() == 1, "chunk 0", timeout=TIMEOUT)
     chunk = stream.data_ringbuffer.get()
     assert chunk.chunk_id == 0 and chunk.present.all()
     stream.add_free_chunk(chunk)
@@ -849,7 +835,7 @@ def test_end_of_data_while_waiting_for_a_chunk_still_delivers(pool, reader):
 def test_stop_while_waiting_for_a_free_chunk(pool):
     stream = make_stream(pool, python_place, chunks=0)
     stream.add_buffer_reader(b"".join(digitiser(range(HPC))))
-    wait_for(lambda: stream.stats["packets"] >= 1, "the first packet")
+    wait_for(lambda: stream.stats["packets"] >= 1, "the first packet", timeout=TIMEOUT)
     stream.stop()
     with pytest.raises(spead2.Stopped):
         stream.data_ringbuffer.get()
@@ -923,7 +909,7 @@ def test_group_sequence_and_emplace_back(pool):
     with pytest.raises(TypeError):
         spead2.recv.ChunkStreamGroupMember()
     members[0].add_buffer_reader(b"".join(digitiser(range(0, HPC, 2))[:-1]))
-    wait_for(lambda: members[0].stats["heaps"] == HPC // 2, "data")
+    wait_for(lambda: members[0].stats["heaps"] == HPC // 2, "data", timeout=TIMEOUT)
     with pytest.raises(RuntimeError, match="Cannot add a stream after group has started receiving data"):
         group.emplace_back(pool, spead2.recv.StreamConfig(),
                            spead2.recv.ChunkStreamConfig(place=python_place))
@@ -997,14 +983,14 @@ def test_group_lossy_evicts_the_laggard(pool):
     even, odd = split_heaps(range(HPC))  # chunk 0: both members
     feed(queues[0], even)
     feed(queues[1], odd)
-    wait_for(lambda: [m.stats["heaps"] for m in members] == [HPC // 2] * 2, "chunk 0")
+    wait_for(lambda: [m.stats["heaps"] for m in members] == [HPC // 2] * 2, "chunk 0", timeout=TIMEOUT)
     even, _ = split_heaps(range(HPC, 10 * HPC))  # member 0 races on to chunk 9
     feed(queues[0], even)
     # The group (4 chunks) moves on without member 1: chunks 0..5 are released.
-    wait_for(lambda: group.data_ringbuffer.qsize() == 6, "chunks 0..5")
+    wait_for(lambda: group.data_ringbuffer.qsize() == 6, "chunks 0..5", timeout=TIMEOUT)
     _, late = split_heaps(range(HPC, 2 * HPC))  # member 1's heaps for chunk 1: too old now
     feed(queues[1], late)
-    wait_for(lambda: members[1].stats["too_old_heaps"] == HPC // 2, "late heaps to be dropped")
+    wait_for(lambda: members[1].stats["too_old_heaps"] == HPC // 2, "late heaps to be dropped", timeout=TIMEOUT)
     queues[0].stop()
     queues[1].stop()
     chunks = list(group.data_ringbuffer)
@@ -1025,7 +1011,7 @@ def test_group_lossless_waits_for_every_member(pool):
     even, odd = split_heaps(range(10 * HPC))
     feed(queues[0], even)
     # Member 0 fills chunks 0..3 (the group's window) and then must wait for member 1.
-    wait_for(lambda: members[0].stats["heaps"] == 4 * HPC // 2, "member 0 to fill the window")
+    wait_for(lambda: members[0].stats["heaps"] == 4 * HPC // 2, "member 0 to fill the window", timeout=TIMEOUT)
     assert group.data_ringbuffer.qsize() == 0
     feed(queues[1], odd)
     queues[0].stop()
@@ -1048,7 +1034,7 @@ def test_stopping_a_member_stops_the_group(pool):
     even, odd = split_heaps(range(HPC))
     feed(queues[0], even)
     feed(queues[1], odd)
-    wait_for(lambda: [m.stats["heaps"] for m in members] == [HPC // 2] * 2, "chunk 0")
+    wait_for(lambda: [m.stats["heaps"] for m in members] == [HPC // 2] * 2, "chunk 0", timeout=TIMEOUT)
     members[1].stop()
     chunks = list(group.data_ringbuffer)  # live chunks flushed, then the ring stopped
     assert [c.chunk_id for c in chunks] == [0]
@@ -1056,7 +1042,7 @@ def test_stopping_a_member_stops_the_group(pool):
     with pytest.raises(spead2.Stopped):
         group.free_ringbuffer.put_nowait(new_chunk())
     feed(queues[0], digitiser([HPC])[:-1])  # member 0 is stopped too: ignored
-    time.sleep(0.05)
+    time.sleep(0.05)  # nothing must happen: no event to wait for, a running member would place these by now
     assert members[0].stats["heaps"] == HPC // 2
     with pytest.raises(RuntimeError, match="Cannot add a stream"):
         group.emplace_back(pool, spead2.recv.StreamConfig(),

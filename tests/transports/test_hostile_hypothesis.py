@@ -150,7 +150,7 @@ def test_hostile_packets_never_corrupt_honest_heaps(data: st.DataObject, traffic
 )
 def test_conflicting_payloads_keep_byte_provenance(length: int, pieces, config: int) -> None:
     """Packets for one heap with overlapping, conflicting bytes: every delivered byte was sent."""
-    from tests.transports.test_adversarial import packet
+    from tests.helpers.packets import packet
 
     stream = [
         packet(5, length, offset, payload[: max(0, length - offset)])
@@ -221,11 +221,6 @@ def test_descriptors_target_on_damaged_descriptors(data: st.DataObject, bits: in
 
 
 # -- a byte stream through a real reader ----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pool() -> spead2.ThreadPool:
-    return spead2.ThreadPool()
 
 
 @settings(

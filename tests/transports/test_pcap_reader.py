@@ -21,17 +21,13 @@ import spead2.send
 from spead2.transports.pcap import READ_FRAMES
 from tests.helpers import pcap_files as pf
 from tests.helpers.streams import counting_config
+from tests.helpers.waiting import get_within
 
 TIMEOUT = 30
 PcapStream = spead2.recv.Stream
 PcapAsyncStream = spead2.recv.asyncio.Stream
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
 
 
 def make_group():
@@ -523,16 +519,6 @@ class FifoWriter:
         self.thread.join(TIMEOUT)
 
 
-def _get_within(stream, seconds):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return stream.get_nowait()
-        except spead2.Empty:
-            assert time.monotonic() < deadline, "no heap arrived in time"
-            time.sleep(0.005)
-
-
 def test_live_fifo_delivers_what_has_arrived_and_stops_at_once(pool, tmp_path):
     """50 heaps written to a FIFO whose writer keeps it open all arrive; stop() frees the FIFO."""
     heaps = heap_packets(50)
@@ -541,7 +527,7 @@ def test_live_fifo_delivers_what_has_arrived_and_stops_at_once(pool, tmp_path):
     try:
         stream = PcapStream(pool)
         stream.add_udp_pcap_file_reader(str(writer.path))
-        received = [_get_within(stream, 3) for _ in range(50)]
+        received = [get_within(stream, 3) for _ in range(50)]
         assert received_indices(received) == list(range(50))
         # Stopping does not wait for the writer to write (or close) anything ...
         stream.stop()
@@ -571,7 +557,7 @@ def test_live_fifo_heaps_written_later_arrive_one_by_one(pool, tmp_path):
         for size in sizes:
             writer.more.put(header_and_frames[offset : offset + size])
             offset += size
-            received.append(_get_within(stream, 3))  # each heap as soon as it is written
+            received.append(get_within(stream, 3))  # each heap as soon as it is written
         assert received_indices(received) == list(range(len(heaps)))
         # The end of the capture (the writer closes the FIFO) stops the stream.
         writer.finish()
@@ -609,7 +595,7 @@ def test_live_tcpdump_capture_through_a_fifo(pool, tmp_path):
         for i in range(n):
             group["index"].value, group["data"].value = heap_values(i)
             sender.send_heap(group.get_heap(descriptors="all"))
-            time.sleep(0.02)
+            time.sleep(0.02)  # the scenario: heaps written one by one, later than the reader opened
 
     thread = threading.Thread(target=send, args=(20,), daemon=True)
     thread.start()
@@ -617,7 +603,7 @@ def test_live_tcpdump_capture_through_a_fifo(pool, tmp_path):
         stream = PcapStream(pool)
         # Opening waits for tcpdump's header (written with its first captured packet).
         stream.add_udp_pcap_file_reader(str(fifo))
-        heaps = [_get_within(stream, 5) for _ in range(20)]
+        heaps = [get_within(stream, 5) for _ in range(20)]
         assert received_indices(heaps) == list(range(20))  # values checked against those sent
         started = time.monotonic()
         stream.stop()

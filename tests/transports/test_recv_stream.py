@@ -20,13 +20,7 @@ import spead2.recv.asyncio
 import spead2.send
 import spead2.send.asyncio
 from spead2.transports.base import BATCH_BYTES, BATCH_MAX_PACKETS
-
-
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
+from tests.helpers.waiting import wait_for, wait_for_async
 
 
 def make_group():
@@ -119,7 +113,7 @@ async def test_inproc_asyncio_concurrent_gets_in_call_order(pool):
     stream = spead2.recv.asyncio.Stream(pool)
     stream.add_inproc_reader(queue)
     getters = [asyncio.create_task(stream.get()) for _ in range(4)]
-    await asyncio.sleep(0.01)
+    await wait_for_async(lambda: len(stream._core.ring._async_waiters) == 4, "the four gets to wait")
     sender = spead2.send.asyncio.InprocStream(pool, [queue])
     group = make_group()
     for i in range(4):
@@ -178,7 +172,7 @@ async def test_asyncio_cancelled_async_for_task_leaves_the_heap_for_the_next(poo
             return heap
 
     waiting = asyncio.create_task(first_heap())
-    await asyncio.sleep(0.01)  # waiting inside async for
+    await wait_for_async(lambda: stream._core.ring._async_waiters, "the task to wait inside async for")
     waiting.cancel()
     for packet in _split_packets(encode_heaps(pool, 3)):
         queue.add_packet(packet)
@@ -192,6 +186,8 @@ async def test_asyncio_cancelled_async_for_task_leaves_the_heap_for_the_next(poo
 def test_explicit_start_holds_readers(pool):
     stream = spead2.recv.Stream(pool, spead2.recv.StreamConfig(explicit_start=True))
     stream.add_buffer_reader(encode_heaps(pool, 3))
+    # What is checked is that nothing happens: no event to wait for, so a reader that
+    # was not held gets this long to deliver.
     time.sleep(0.05)
     with pytest.raises(spead2.Empty):
         stream.get_nowait()
@@ -216,9 +212,7 @@ def test_user_stop_keeps_queued_heaps_and_ignores_new_readers(pool):
     packets = encode_heaps(pool, 3, end=False)
     for packet in _split_packets(packets):
         queue.add_packet(packet)
-    deadline = time.monotonic() + 10
-    while stream.ringbuffer.size() < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: stream.ringbuffer.size() >= 3, "3 heaps in the ring")
     stream.stop()
     stream.stop()  # idempotent
     stream.add_inproc_reader(spead2.InprocQueue())  # silently ignored
@@ -259,7 +253,7 @@ def test_ring_occupancy_bounded_by_capacity_plus_batch(pool):
     per_heap = len(data) / 14001
     assert len(data) > 2 * BATCH_BYTES
     stream.add_buffer_reader(data)
-    time.sleep(0.2)
+    wait_for(lambda: stream.stats["worker_blocked"], "the reader to wait for room in the ring")
     assert stream.ringbuffer.capacity() == 3
     # A reader of memory looks at the ring between batches (BATCH_BYTES, at
     # most BATCH_MAX_PACKETS packets), so the ring fills and overshoots by what
@@ -275,9 +269,7 @@ def test_buffer_reader_hands_over_a_whole_batch_before_pausing(pool):
     data = encode_heaps(pool, 2 * BATCH_MAX_PACKETS)  # one small packet per heap
     assert len(data) < BATCH_BYTES  # so the packet count ends the batch
     stream.add_buffer_reader(data)
-    deadline = time.monotonic() + 10
-    while not stream.stats["worker_blocked"] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: stream.stats["worker_blocked"], "the reader to wait for room in the ring")
     # The whole batch is processed (and counted); the ring shows its capacity,
     # the rest is held by the reader until the consumer makes room.
     assert stream.stats["heaps"] == BATCH_MAX_PACKETS
@@ -315,9 +307,7 @@ def test_inproc_backpressure_is_counted_not_warned(pool, caplog):
         queue.add_packet(packet)
     stream = spead2.recv.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     stream.add_inproc_reader(queue)
-    deadline = time.monotonic() + 10
-    while not stream.stats["worker_blocked"] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: stream.stats["worker_blocked"], "the reader to wait for room in the ring")
     assert stream.stats["worker_blocked"] >= 1
     check_heaps(list(stream), n)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -354,9 +344,7 @@ def test_dropped_stream_stops_itself(pool):
     core = stream._core
     del stream
     gc.collect()
-    deadline = time.monotonic() + 5
-    while not core.stopped and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: core.stopped, "the dropped stream to stop", timeout=5)
     assert core.stopped and core.ring.stopped and not core.readers
 
 
@@ -403,6 +391,8 @@ def test_ctrl_c_interrupts_blocking_get():
     )
     try:
         assert proc.stdout.readline().strip() == "waiting"
+        # "waiting" is printed just before the blocking get(), which shows nothing from
+        # outside: this gives the child time to be inside it when the signal comes.
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
@@ -454,6 +444,7 @@ async def test_ended_asyncio_stream_is_freed_without_the_cycle_collector(pool):
         stream.add_inproc_reader(queue)
 
         async def feed():
+            # The scenario: the consumer is already waiting when packets and the end come.
             await asyncio.sleep(0.02)
             for packet in _split_packets(encode_heaps(pool, 3, end=False)):
                 queue.add_packet(packet)
@@ -480,10 +471,7 @@ def test_awaiting_a_stream_whose_loop_has_closed_raises_at_once(pool):
         stream.add_inproc_reader(queue)
         for packet in spead2.send.PacketGenerator(make_group().get_heap(), 1, 1472):
             queue.add_packet(packet)
-        deadline = time.monotonic() + 10
-        while stream.ringbuffer.size() == 0:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.005)
+        await wait_for_async(lambda: stream.ringbuffer.size(), "a heap in the ring")
         return stream
 
     stream = asyncio.run(make())

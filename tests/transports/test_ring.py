@@ -10,13 +10,7 @@ import pytest
 import spead2
 from spead2._thread_pool import run_on_loop
 from spead2.recv._ring import HeapRing
-
-
-@pytest.fixture
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
+from tests.helpers.waiting import wait_for
 
 
 def produce(ring, loop, items, stop=False):
@@ -50,7 +44,7 @@ def test_blocking_get_wakes_on_publish(pool):
     got = []
     consumer = threading.Thread(target=lambda: got.append(ring.get()))
     consumer.start()
-    time.sleep(0.05)
+    wait_for(lambda: ring._sync_waiters, "the consumer to wait in get()")
     assert not got
     produce(ring, loop, ["a", "b"])
     consumer.join(5)

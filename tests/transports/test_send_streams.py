@@ -22,6 +22,8 @@ from spead2.send._config import GroupMode, StreamConfig
 from spead2.send._heap import Heap
 from spead2.send._memory_streams import BytesStream, InprocStream
 from spead2.send._stream import AsyncStream, HeapReference, HeapReferenceList, Stream
+from tests.helpers.clock import FakeClock, use_fake_clock
+from tests.helpers.waiting import wait_for
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -81,40 +83,6 @@ def take_all(queue: spead2.InprocQueue) -> list[bytes]:
     return packets
 
 
-class FakeClock:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-
-    async def async_sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-        await asyncio.sleep(0)
-
-
-def use_fake_clock(stream: Stream, clock: FakeClock) -> None:
-    stream._clock = clock.time
-    if isinstance(stream, AsyncStream):
-        stream._sleep = clock.async_sleep
-        stream._blocking_sleep = clock.sleep
-    else:
-        stream._sleep = clock.sleep  # type: ignore[attr-defined]
-
-
-@pytest.fixture(scope="module")
-def thread_pool() -> spead2.ThreadPool:
-    return spead2.ThreadPool()
-
-
 # ---------------------------------------------------------------------------
 # Bytes on the wire
 
@@ -132,8 +100,8 @@ STOP_HEAP_CNT_4 = bytes.fromhex(
 )
 
 
-def test_bytes_stream_stop_heap(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool)
+def test_bytes_stream_stop_heap(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool)
     heap = Heap()
     heap.add_end()
     assert stream.send_heap(heap, 4) == 57
@@ -141,13 +109,13 @@ def test_bytes_stream_stop_heap(thread_pool: spead2.ThreadPool) -> None:
     assert stream.num_substreams == 1
 
 
-def test_bytes_stream_items(thread_pool: spead2.ThreadPool) -> None:
+def test_bytes_stream_items(pool: spead2.ThreadPool) -> None:
     """PROTOCOL.md §13.1: a data heap with real ``spead2.Item`` values."""
     heap = Heap()
     heap.add_item(spead2.Item(0x1600, "timestamp", "", (), format=[("u", 40)], value=0x0102030405))
     heap.add_item(spead2.Item(0x1601, "samples", "", (3,), dtype=">i2",
                               value=np.array([1, -2, 300], ">i2")))
-    stream = BytesStream(thread_pool)
+    stream = BytesStream(pool)
     assert stream.send_heap(heap) == 62
     assert stream.getvalue() == bytes.fromhex(
         "5304030500000006"
@@ -169,10 +137,10 @@ def test_bytes_stream_items(thread_pool: spead2.ThreadPool) -> None:
     ],
 )
 def test_group_bytes_match_reference(
-    thread_pool: spead2.ThreadPool, mode: GroupMode, digest: str
+    pool: spead2.ThreadPool, mode: GroupMode, digest: str
 ) -> None:
     """Byte-for-byte what spead2 4.5.1 sends for the same calls (SHA-256 of its output)."""
-    stream = BytesStream(thread_pool, StreamConfig(max_packet_size=100))
+    stream = BytesStream(pool, StreamConfig(max_packet_size=100))
     stream.set_cnt_sequence(10, 3)
     heaps = [data_heap(n, 0x1000 + i) for i, n in enumerate([10, 200, 500, 0])]
     refs = [
@@ -188,8 +156,8 @@ def test_group_bytes_match_reference(
     assert hashlib.sha256(data).hexdigest() == digest
 
 
-def test_round_robin_interleaving(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool, StreamConfig(max_packet_size=100))
+def test_round_robin_interleaving(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool, StreamConfig(max_packet_size=100))
     # Heaps of 1, 3 and 2 packets (96-byte packets: 48 payload bytes, then 56).
     heaps = [data_heap(10), data_heap(150), data_heap(100)]
     refs = [HeapReference(h, cnt=i + 1) for i, h in enumerate(heaps)]
@@ -203,8 +171,8 @@ def test_round_robin_interleaving(thread_pool: spead2.ThreadPool) -> None:
     assert total == sum(size for _, _, size in packets)
 
 
-def test_serial_order(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool, StreamConfig(max_packet_size=100))
+def test_serial_order(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool, StreamConfig(max_packet_size=100))
     heaps = [data_heap(10), data_heap(150), data_heap(100)]
     refs = [HeapReference(h, cnt=i + 1) for i, h in enumerate(heaps)]
     stream.send_heaps(HeapReferenceList(refs), GroupMode.SERIAL)
@@ -214,7 +182,7 @@ def test_serial_order(thread_pool: spead2.ThreadPool) -> None:
     ]
 
 
-def test_heap_reference_list_slices(thread_pool: spead2.ThreadPool) -> None:
+def test_heap_reference_list_slices(pool: spead2.ThreadPool) -> None:
     refs = HeapReferenceList([HeapReference(data_heap(1), cnt=i) for i in range(5)])
     assert len(refs) == 5
     assert len(refs[::2]) == 3
@@ -224,16 +192,16 @@ def test_heap_reference_list_slices(thread_pool: spead2.ThreadPool) -> None:
         refs[0]  # type: ignore[call-overload]
     with pytest.raises(TypeError):
         list(refs)  # type: ignore[call-overload]
-    stream = BytesStream(thread_pool)
+    stream = BytesStream(pool)
     stream.send_heaps(refs[::2], GroupMode.SERIAL)
     assert cnts(stream.getvalue()) == [0, 2, 4]
 
 
-def test_heap_reference_list_captures_values(thread_pool: spead2.ThreadPool) -> None:
+def test_heap_reference_list_captures_values(pool: spead2.ThreadPool) -> None:
     ref = HeapReference(data_heap(1), cnt=7)
     refs = HeapReferenceList([ref])
     ref.cnt = 9
-    stream = BytesStream(thread_pool)
+    stream = BytesStream(pool)
     stream.send_heaps(refs, GroupMode.SERIAL)
     assert cnts(stream.getvalue()) == [7]
 
@@ -267,15 +235,15 @@ def test_heap_reference() -> None:
 # Heap cnts
 
 
-def test_default_cnt_sequence(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool)
+def test_default_cnt_sequence(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool)
     for _ in range(3):
         stream.send_heap(data_heap(0))
     assert cnts(stream.getvalue()) == [1, 2, 3]
 
 
-def test_set_cnt_sequence_and_explicit_cnts(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool)
+def test_set_cnt_sequence_and_explicit_cnts(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool)
     stream.set_cnt_sequence(5, 10)
     heap = data_heap(0)
     stream.send_heap(heap)
@@ -286,9 +254,9 @@ def test_set_cnt_sequence_and_explicit_cnts(thread_pool: spead2.ThreadPool) -> N
     assert cnts(stream.getvalue()) == [5, 1234, 15, 25, 0, 35]
 
 
-def test_cnt_wraps_per_flavour(thread_pool: spead2.ThreadPool) -> None:
+def test_cnt_wraps_per_flavour(pool: spead2.ThreadPool) -> None:
     """Observed with the reference: the counter is 64-bit, reduced modulo 2**HAB per heap."""
-    stream = BytesStream(thread_pool)
+    stream = BytesStream(pool)
     heap40 = data_heap(0)
     heap48 = data_heap(0, flavour=Flavour(4, 64, 48, 0))
     stream.set_cnt_sequence(2**40 - 1, 1)
@@ -305,8 +273,8 @@ def test_cnt_wraps_per_flavour(thread_pool: spead2.ThreadPool) -> None:
     ]
 
 
-def test_set_cnt_sequence_errors(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool)
+def test_set_cnt_sequence_errors(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool)
     with pytest.raises(ValueError, match="step cannot be 0"):
         stream.set_cnt_sequence(1, 0)
     with pytest.raises(TypeError):
@@ -320,8 +288,8 @@ def test_set_cnt_sequence_errors(thread_pool: spead2.ThreadPool) -> None:
     assert cnts(stream.getvalue()) == [0]
 
 
-def test_cnt_out_of_range(thread_pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
-    stream = BytesStream(thread_pool)
+def test_cnt_out_of_range(pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
+    stream = BytesStream(pool)
     heap = data_heap(0)
     with caplog.at_level(logging.WARNING, "spead2"), pytest.raises(OSError) as info:
         stream.send_heap(heap, 2**40)
@@ -336,8 +304,8 @@ def test_cnt_out_of_range(thread_pool: spead2.ThreadPool, caplog: pytest.LogCapt
     assert cnts(stream.getvalue()) == [2**40, 1]
 
 
-def test_failed_group_sends_nothing(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool)
+def test_failed_group_sends_nothing(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool)
     heap = data_heap(0)
     with pytest.raises(OSError) as info:
         stream.send_heaps([HeapReference(heap), HeapReference(heap, cnt=2**41)], GroupMode.SERIAL)
@@ -347,15 +315,15 @@ def test_failed_group_sends_nothing(thread_pool: spead2.ThreadPool) -> None:
     assert cnts(stream.getvalue()) == [1]
 
 
-def test_packet_size_too_small(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool, StreamConfig(max_packet_size=50))
+def test_packet_size_too_small(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool, StreamConfig(max_packet_size=50))
     with pytest.raises(ValueError, match="packet size is too small"):
         stream.send_heap(data_heap(0))
     assert stream.getvalue() == b""
 
 
-def test_send_heaps_errors(thread_pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
-    stream = BytesStream(thread_pool)
+def test_send_heaps_errors(pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
+    stream = BytesStream(pool)
     heap = data_heap(0)
     with caplog.at_level(logging.WARNING, "spead2"), pytest.raises(OSError) as info:
         stream.send_heaps([], GroupMode.ROUND_ROBIN)
@@ -377,9 +345,9 @@ def test_send_heaps_errors(thread_pool: spead2.ThreadPool, caplog: pytest.LogCap
 # InprocStream
 
 
-def test_inproc_substreams(thread_pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
+def test_inproc_substreams(pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
     queues = [spead2.InprocQueue(), spead2.InprocQueue()]
-    stream = InprocStream(thread_pool, queues)
+    stream = InprocStream(pool, queues)
     assert stream.num_substreams == 2
     assert stream.queues == queues
     assert stream.queues is not stream.queues
@@ -400,29 +368,29 @@ def test_inproc_substreams(thread_pool: spead2.ThreadPool, caplog: pytest.LogCap
     assert [len(p) for p in second] == [size for _, _, size in parse_packets(b"".join(second))]
 
 
-def test_inproc_constructor_errors(thread_pool: spead2.ThreadPool) -> None:
+def test_inproc_constructor_errors(pool: spead2.ThreadPool) -> None:
     with pytest.raises(ValueError, match="queues is empty"):
-        InprocStream(thread_pool, [])
+        InprocStream(pool, [])
     with pytest.raises(TypeError):
-        InprocStream(thread_pool, ["queue"])  # type: ignore[list-item]
+        InprocStream(pool, ["queue"])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         InprocStream("pool", [spead2.InprocQueue()])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        BytesStream(thread_pool, "config")  # type: ignore[arg-type]
+        BytesStream(pool, "config")  # type: ignore[arg-type]
 
 
-def test_inproc_stopped_queue(thread_pool: spead2.ThreadPool) -> None:
+def test_inproc_stopped_queue(pool: spead2.ThreadPool) -> None:
     queue = spead2.InprocQueue()
-    stream = InprocStream(thread_pool, [queue])
+    stream = InprocStream(pool, [queue])
     queue.stop()
     with pytest.raises(OSError) as info:
         stream.send_heap(data_heap(10))
     assert info.value.errno == errno.ECANCELED
 
 
-def test_config_is_copied(thread_pool: spead2.ThreadPool) -> None:
+def test_config_is_copied(pool: spead2.ThreadPool) -> None:
     config = StreamConfig(max_packet_size=100)
-    stream = BytesStream(thread_pool, config)
+    stream = BytesStream(pool, config)
     config.max_packet_size = 1472
     stream.send_heap(data_heap(200))
     assert len(parse_packets(stream.getvalue())) == 4
@@ -438,8 +406,8 @@ def test_class_hierarchy() -> None:
     assert not hasattr(InprocStream, "async_send_heap")
 
 
-def test_concurrent_threads_do_not_interleave_heaps(thread_pool: spead2.ThreadPool) -> None:
-    stream = BytesStream(thread_pool, StreamConfig(max_packet_size=64))
+def test_concurrent_threads_do_not_interleave_heaps(pool: spead2.ThreadPool) -> None:
+    stream = BytesStream(pool, StreamConfig(max_packet_size=64))
     heap = data_heap(2000)
 
     def work() -> None:
@@ -462,9 +430,9 @@ def test_concurrent_threads_do_not_interleave_heaps(thread_pool: spead2.ThreadPo
 # Rate limiting (fake clock: nothing here depends on real time)
 
 
-def test_rate_limited_sync(thread_pool: spead2.ThreadPool) -> None:
+def test_rate_limited_sync(pool: spead2.ThreadPool) -> None:
     clock = FakeClock()
-    stream = BytesStream(thread_pool, StreamConfig(rate=1e6, burst_size=65536))
+    stream = BytesStream(pool, StreamConfig(rate=1e6, burst_size=65536))
     use_fake_clock(stream, clock)
     heap = data_heap(100000)
     assert stream.send_heap(heap) == 102808
@@ -475,17 +443,17 @@ def test_rate_limited_sync(thread_pool: spead2.ThreadPool) -> None:
     stream.send_heap(heap, rate=0)
     assert len(clock.sleeps) == 1
     # ... and a per-heap rate overrides the stream's.
-    stream = BytesStream(thread_pool, StreamConfig(rate=1e6, burst_size=65536))
+    stream = BytesStream(pool, StreamConfig(rate=1e6, burst_size=65536))
     use_fake_clock(stream, clock)
     start = clock.now
     stream.send_heap(heap, rate=2e6)
     assert clock.now - start == pytest.approx(0.0331, abs=0.001)
 
 
-def test_rate_debt_carries_over(thread_pool: spead2.ThreadPool) -> None:
+def test_rate_debt_carries_over(pool: spead2.ThreadPool) -> None:
     """The unpaid tail of one heap delays the next, even across an unlimited heap."""
     clock = FakeClock()
-    stream = BytesStream(thread_pool, StreamConfig(rate=1e6, burst_size=65536))
+    stream = BytesStream(pool, StreamConfig(rate=1e6, burst_size=65536))
     use_fake_clock(stream, clock)
     heap = data_heap(100000)
     stream.send_heap(heap)
@@ -496,9 +464,9 @@ def test_rate_debt_carries_over(thread_pool: spead2.ThreadPool) -> None:
     assert 3 * 65536 / 1e6 <= clock.now - 100.0 < 3 * (65536 + 1472) / 1e6
 
 
-def test_burst_size_zero_paces_every_packet(thread_pool: spead2.ThreadPool) -> None:
+def test_burst_size_zero_paces_every_packet(pool: spead2.ThreadPool) -> None:
     clock = FakeClock()
-    stream = BytesStream(thread_pool, StreamConfig(rate=1000.0, burst_size=0, max_packet_size=100))
+    stream = BytesStream(pool, StreamConfig(rate=1000.0, burst_size=0, max_packet_size=100))
     use_fake_clock(stream, clock)
     heaps = [data_heap(150), data_heap(10)]
     stream.send_heaps([HeapReference(h) for h in heaps], GroupMode.ROUND_ROBIN)
@@ -508,9 +476,9 @@ def test_burst_size_zero_paces_every_packet(thread_pool: spead2.ThreadPool) -> N
     assert clock.sleeps == [pytest.approx(s / 1000.0) for s in sizes[:-1]]
 
 
-def test_unlimited_stream_never_sleeps(thread_pool: spead2.ThreadPool) -> None:
+def test_unlimited_stream_never_sleeps(pool: spead2.ThreadPool) -> None:
     clock = FakeClock()
-    stream = BytesStream(thread_pool, StreamConfig(burst_size=0))
+    stream = BytesStream(pool, StreamConfig(burst_size=0))
     use_fake_clock(stream, clock)
     stream.send_heap(data_heap(100000))
     assert clock.sleeps == []
@@ -520,9 +488,9 @@ def test_unlimited_stream_never_sleeps(thread_pool: spead2.ThreadPool) -> None:
 # asyncio streams
 
 
-async def test_async_futures_and_cnts(thread_pool: spead2.ThreadPool) -> None:
+async def test_async_futures_and_cnts(pool: spead2.ThreadPool) -> None:
     queue = spead2.InprocQueue()
-    stream = send_asyncio.InprocStream(thread_pool, [queue])
+    stream = send_asyncio.InprocStream(pool, [queue])
     assert stream.queues == [queue]
     assert stream.num_substreams == 1
     heap = data_heap(3000)
@@ -534,9 +502,9 @@ async def test_async_futures_and_cnts(thread_pool: spead2.ThreadPool) -> None:
     assert cnts(b"".join(packets)) == [1, 2, 3, 4]
 
 
-async def test_async_queue_full(thread_pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
+async def test_async_queue_full(pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
     queue = spead2.InprocQueue()
-    stream = send_asyncio.InprocStream(thread_pool, [queue], StreamConfig(max_heaps=2))
+    stream = send_asyncio.InprocStream(pool, [queue], StreamConfig(max_heaps=2))
     heap = data_heap(10)
     ok = [stream.async_send_heap(heap), stream.async_send_heap(heap)]
     with caplog.at_level(logging.WARNING, "spead2"):
@@ -553,9 +521,9 @@ async def test_async_queue_full(thread_pool: spead2.ThreadPool, caplog: pytest.L
     assert cnts(b"".join(take_all(queue))) == [1, 2, 3]
 
 
-async def test_async_errors(thread_pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
+async def test_async_errors(pool: spead2.ThreadPool, caplog: pytest.LogCaptureFixture) -> None:
     queue = spead2.InprocQueue()
-    stream = send_asyncio.InprocStream(thread_pool, [queue])
+    stream = send_asyncio.InprocStream(pool, [queue])
     heap = data_heap(10)
     with caplog.at_level(logging.WARNING, "spead2"):
         bad_cnt = stream.async_send_heap(heap, 2**40)
@@ -567,7 +535,7 @@ async def test_async_errors(thread_pool: spead2.ThreadPool, caplog: pytest.LogCa
             await future
         assert info.value.errno == errno.EINVAL
     # Packet-size errors are raised by the call itself.
-    small = send_asyncio.InprocStream(thread_pool, [queue], StreamConfig(max_packet_size=50))
+    small = send_asyncio.InprocStream(pool, [queue], StreamConfig(max_packet_size=50))
     with pytest.raises(ValueError, match="packet size is too small"):
         small.async_send_heap(heap)
     with pytest.raises(TypeError):
@@ -581,9 +549,9 @@ async def test_async_errors(thread_pool: spead2.ThreadPool, caplog: pytest.LogCa
     assert info.value.errno == errno.ECANCELED
 
 
-async def test_async_round_robin(thread_pool: spead2.ThreadPool) -> None:
+async def test_async_round_robin(pool: spead2.ThreadPool) -> None:
     queue = spead2.InprocQueue()
-    stream = send_asyncio.InprocStream(thread_pool, [queue], StreamConfig(max_packet_size=100))
+    stream = send_asyncio.InprocStream(pool, [queue], StreamConfig(max_packet_size=100))
     heaps = [data_heap(10), data_heap(150), data_heap(100)]
     total = await stream.async_send_heaps(
         [HeapReference(h, cnt=i + 1) for i, h in enumerate(heaps)], GroupMode.ROUND_ROBIN
@@ -593,9 +561,9 @@ async def test_async_round_robin(thread_pool: spead2.ThreadPool) -> None:
     assert total == sum(size for _, _, size in packets)
 
 
-async def test_async_yields_during_long_heaps(thread_pool: spead2.ThreadPool) -> None:
+async def test_async_yields_during_long_heaps(pool: spead2.ThreadPool) -> None:
     queue = spead2.InprocQueue()
-    stream = send_asyncio.InprocStream(thread_pool, [queue], StreamConfig(max_packet_size=64))
+    stream = send_asyncio.InprocStream(pool, [queue], StreamConfig(max_packet_size=64))
     future = stream.async_send_heap(data_heap(16 + 24 * 999))  # 1000 packets
     seen = []
     while not future.done():
@@ -606,11 +574,11 @@ async def test_async_yields_during_long_heaps(thread_pool: spead2.ThreadPool) ->
     assert any(0 < n < 1000 for n in seen)
 
 
-async def test_async_rate_limited(thread_pool: spead2.ThreadPool) -> None:
+async def test_async_rate_limited(pool: spead2.ThreadPool) -> None:
     clock = FakeClock()
     queue = spead2.InprocQueue()
     stream = send_asyncio.InprocStream(
-        thread_pool, [queue], StreamConfig(rate=1e6, burst_size=65536)
+        pool, [queue], StreamConfig(rate=1e6, burst_size=65536)
     )
     use_fake_clock(stream, clock)
     assert await stream.async_send_heap(data_heap(100000)) == 102808
@@ -619,7 +587,7 @@ async def test_async_rate_limited(thread_pool: spead2.ThreadPool) -> None:
     assert sum(map(len, take_all(queue))) == 102808
 
 
-async def test_async_flush_waits_only_for_earlier_heaps(thread_pool: spead2.ThreadPool) -> None:
+async def test_async_flush_waits_only_for_earlier_heaps(pool: spead2.ThreadPool) -> None:
     clock = FakeClock()
     gate = asyncio.Event()
 
@@ -629,7 +597,7 @@ async def test_async_flush_waits_only_for_earlier_heaps(thread_pool: spead2.Thre
 
     queue = spead2.InprocQueue()
     stream = send_asyncio.InprocStream(
-        thread_pool, [queue], StreamConfig(rate=1000.0, burst_size=0)
+        pool, [queue], StreamConfig(rate=1000.0, burst_size=0)
     )
     use_fake_clock(stream, clock)
     stream._sleep = gated_sleep
@@ -653,11 +621,11 @@ async def test_async_flush_waits_only_for_earlier_heaps(thread_pool: spead2.Thre
     assert inspect.iscoroutinefunction(stream.async_flush)
 
 
-async def test_flush_on_loop_thread_sends_everything(thread_pool: spead2.ThreadPool) -> None:
+async def test_flush_on_loop_thread_sends_everything(pool: spead2.ThreadPool) -> None:
     clock = FakeClock()
     queue = spead2.InprocQueue()
     stream = send_asyncio.InprocStream(
-        thread_pool, [queue], StreamConfig(rate=1e6, burst_size=1000, max_packet_size=1000)
+        pool, [queue], StreamConfig(rate=1e6, burst_size=1000, max_packet_size=1000)
     )
     use_fake_clock(stream, clock)
     futures = [stream.async_send_heap(data_heap(5000)) for _ in range(3)]
@@ -671,18 +639,18 @@ async def test_flush_on_loop_thread_sends_everything(thread_pool: spead2.ThreadP
     assert cnts(b"".join(take_all(queue))) == [4]
 
 
-async def test_flush_from_another_thread(thread_pool: spead2.ThreadPool) -> None:
+async def test_flush_from_another_thread(pool: spead2.ThreadPool) -> None:
     queue = spead2.InprocQueue()
-    stream = send_asyncio.InprocStream(thread_pool, [queue], StreamConfig(max_packet_size=64))
+    stream = send_asyncio.InprocStream(pool, [queue], StreamConfig(max_packet_size=64))
     futures = [stream.async_send_heap(data_heap(16 + 24 * 499)) for _ in range(3)]
     await asyncio.to_thread(stream.flush)
     assert all(f.done() for f in futures)
     assert len(queue) == 1500
 
 
-async def test_cancelled_future_heap_still_sent(thread_pool: spead2.ThreadPool) -> None:
+async def test_cancelled_future_heap_still_sent(pool: spead2.ThreadPool) -> None:
     queue = spead2.InprocQueue()
-    stream = send_asyncio.InprocStream(thread_pool, [queue])
+    stream = send_asyncio.InprocStream(pool, [queue])
     future = stream.async_send_heap(data_heap(10))
     future.cancel()
     await stream.async_flush()
@@ -777,10 +745,7 @@ def test_send_heap_with_every_slot_taken_raises_at_once() -> None:
     threads = [threading.Thread(target=lambda: results.append(stream.send_heap(heap))) for _ in range(2)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 10
-    while stream._in_flight < 2:
-        assert time.monotonic() < deadline, "the senders did not start"
-        time.sleep(0.001)
+    wait_for(lambda: stream._in_flight >= 2, "the senders to start")
     started = time.monotonic()
     with pytest.raises(IOError) as info:  # noqa: PT011 - the reference's type, exactly
         stream.send_heap(heap)

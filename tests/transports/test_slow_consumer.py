@@ -108,7 +108,7 @@ def consume(
         except spead2.Empty:
             if done():
                 stream.stop()
-            time.sleep(0.001)
+            time.sleep(0.001)  # the scenario: a consumer that polls with get_nowait()
             continue
         except spead2.Stopped:
             return exact
@@ -117,7 +117,7 @@ def consume(
             assert np.array_equal(value, pattern(heap.cnt)), f"heap {heap.cnt} is wrong"
             exact.append(heap.cnt)
         del heap
-        time.sleep(SLEEP)
+        time.sleep(SLEEP)  # the scenario: a consumer slower than the sender
 
 
 def traced_peak[T](run: Callable[[], T]) -> tuple[int, T]:

@@ -1,14 +1,11 @@
 """TCP receive over loopback, and the in-place framing of its byte stream."""
 
 import asyncio
-import contextlib
-import logging
 import socket
 import threading
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,66 +16,18 @@ import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import tcp as tcp_transport
 from spead2.transports.base import BATCH_PACKETS, GO, PAUSE
+from tests.helpers.heaps import check_heaps, heap_packets
 from tests.helpers.streams import counting_config
+from tests.helpers.waiting import wait_for, wait_for_async, watchdog
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-def log(caplog):
-    """INFO logs of the "spead2" logger, from any thread, with the rate limits reset."""
-    from spead2 import _log
-
-    _log._limiters.clear()
-    with caplog.at_level(logging.INFO, logger="spead2"):
-        yield caplog
-
-
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
 
 
 # -- helpers ------------------------------------------------------------------------
 
 
-def make_group():
-    group = spead2.send.ItemGroup()
-    group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)])
-    group.add_item(0x1001, "data", "Samples", (None,), format=[("i", 32)])
-    return group
-
-
-def heap_packets(n, samples=64, max_packet_size=1472, end=True, first_cnt=1):
-    """Packets (bytes) per heap: ``n`` data heaps (index i, ``samples`` ints) then a stop heap."""
-    group = make_group()
-    heaps = []
-    for i in range(n):
-        group["index"].value = i
-        group["data"].value = np.arange(samples) * (i + 1)
-        heap = group.get_heap(descriptors="all", data="all")
-        heaps.append(list(spead2.send.PacketGenerator(heap, first_cnt + i, max_packet_size)))
-    if end:
-        heaps.append(list(spead2.send.PacketGenerator(group.get_end(), first_cnt + n, max_packet_size)))
-    return heaps
-
-
 def stream_bytes(heaps):
     return b"".join(packet for heap in heaps for packet in heap)
-
-
-def check_heaps(heaps, n, samples=64, first=0):
-    group = spead2.ItemGroup()
-    seen = []
-    for heap in heaps:
-        assert not isinstance(heap, spead2.recv.IncompleteHeap)
-        updated = group.update(heap)
-        index = int(updated["index"].value)
-        np.testing.assert_array_equal(updated["data"].value, np.arange(samples) * (index + 1))
-        seen.append(index)
-    assert seen == list(range(first, first + n))
 
 
 def free_port(host="127.0.0.1"):
@@ -91,24 +40,6 @@ def connect(port, host="127.0.0.1"):
     sock = socket.create_connection((host, port), timeout=TIMEOUT)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-@contextlib.contextmanager
-def watchdog(stream, timeout=TIMEOUT):
-    """Stop ``stream`` if the test has not finished within ``timeout`` (a hang becomes a failure)."""
-    timer = threading.Timer(timeout, stream.stop)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-
-
-def wait_until(condition, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for a condition"
-        time.sleep(0.005)
 
 
 def listening(port, host="127.0.0.1"):
@@ -346,7 +277,7 @@ def test_oversized_packets_skipped_across_reads(pool, log):
         for i in range(0, len(big), 1000):  # the skipped packet arrives in many reads
             sock.sendall(big[i : i + 1000])
             if i % 5000 == 0:
-                time.sleep(0.001)
+                time.sleep(0.001)  # let the receiver see the skipped packet in several reads
         sock.sendall(small + end)
         with watchdog(stream):
             heaps = list(stream)
@@ -378,6 +309,8 @@ def test_explicit_start_holds_tcp_reader(pool):
     stream.add_tcp_reader(port, bind_hostname="127.0.0.1")
     with connect(port) as sock:  # the kernel completes the handshake and queues the bytes
         sock.sendall(stream_bytes(heap_packets(4)))
+    # What is checked is that nothing happens: no event to wait for, so a reader that
+    # was not held gets this long to read the queued bytes.
     time.sleep(0.1)
     with pytest.raises(spead2.Empty):
         stream.get_nowait()
@@ -444,7 +377,7 @@ def test_backpressure_is_lossless(pool, caplog):
 
     sender = threading.Thread(target=send)
     sender.start()
-    wait_until(lambda: stream.stats["worker_blocked"] >= 1)  # the reader waits for the consumer
+    wait_for(lambda: stream.stats["worker_blocked"] >= 1)  # the reader waits for the consumer
     heaps = []
     with watchdog(stream, 30):
         for heap in stream:
@@ -472,13 +405,12 @@ async def test_backpressure_is_lossless_asyncio(pool):
     writer.close()
 
     async def collect():
-        while stream.stats["worker_blocked"] == 0:  # the reader waits for the consumer
-            await asyncio.sleep(0.005)
+        await wait_for_async(lambda: stream.stats["worker_blocked"], "the reader to wait for the consumer")
         heaps = []
         async for heap in stream:
             heaps.append(heap)
             if len(heaps) % 20 == 0:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the scenario: a slow consumer
         return heaps
 
     check_heaps(await asyncio.wait_for(collect(), 30), 100, samples=1000)

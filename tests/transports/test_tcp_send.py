@@ -19,26 +19,13 @@ from spead2.send import asyncio as send_asyncio
 from spead2.send._network_streams import TcpStream
 from spead2.transports import udp_send
 from spead2.transports.tcp_send import AsyncTcpTransport, TcpTransport
+from tests.helpers.heaps import numbered_bytes_heap
+from tests.helpers.waiting import wait_for_async, watchdog
 
 TIMEOUT = 10.0
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 # -- helpers ------------------------------------------------------------------------
-
-
-def make_heap(n_bytes: int = 5000, index: int = 0) -> spead2.send.Heap:
-    group = spead2.send.ItemGroup()
-    group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)], value=index)
-    group.add_item(0x1001, "data", "Bytes", (n_bytes,), dtype=np.uint8,
-                   value=((np.arange(n_bytes) + index) % 251).astype(np.uint8))
-    return group.get_heap(descriptors="all", data="all")
 
 
 def reference_bytes(pool, heaps, config=None) -> bytes:
@@ -114,7 +101,7 @@ def test_connect_sends_the_byte_stream_and_eof_on_drop(pool, server):
     config = spead2.send.StreamConfig(max_packet_size=9000)
     stream = TcpStream(pool, [server.endpoint], config)
     assert stream.num_substreams == 1
-    heaps = [(make_heap(30000, i), i + 1) for i in range(3)]
+    heaps = [(numbered_bytes_heap(30000, i), i + 1) for i in range(3)]
     sizes = [stream.send_heap(h, cnt=c) for h, c in heaps]
     want = reference_bytes(pool, heaps, config)
     assert sum(sizes) == len(want)
@@ -127,7 +114,7 @@ def test_existing_socket_is_duplicated(pool, server):
     user = socket.create_connection(server.endpoint, timeout=TIMEOUT)
     stream = TcpStream(pool, user)
     user.close()  # the stream keeps its duplicate open
-    heap = make_heap(1000)
+    heap = numbered_bytes_heap(1000)
     stream.send_heap(heap, cnt=5)
     sock = transport_of(stream).socket
     del stream
@@ -142,7 +129,7 @@ def test_ipv6_loopback(pool):
     except OSError:
         pytest.skip("no IPv6 loopback")
     try:
-        heap = make_heap(2000)
+        heap = numbered_bytes_heap(2000)
         stream = TcpStream(pool, [("::1", srv.port)])
         stream.send_heap(heap, cnt=2)
         del stream
@@ -198,7 +185,7 @@ def test_unconnected_socket_fails_when_sending(pool):
     with socket.socket() as user:
         stream = TcpStream(pool, user)
         with pytest.raises(OSError):
-            stream.send_heap(make_heap(10))
+            stream.send_heap(numbered_bytes_heap(10))
 
 
 def test_peer_going_away_is_an_oserror(pool):
@@ -210,7 +197,7 @@ def test_peer_going_away_is_an_oserror(pool):
         conn, _ = srv.accept()
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
         conn.close()  # reset
-        heap = make_heap(100000)
+        heap = numbered_bytes_heap(100000)
         with pytest.raises(OSError) as info:
             for _ in range(20):
                 stream.send_heap(heap)
@@ -229,7 +216,7 @@ def test_non_blocking_user_socket_partial_writes(pool):
         user.setblocking(False)
         stream = TcpStream(pool, user, spead2.send.StreamConfig(max_packet_size=65536))
         user.close()
-        heaps = [(make_heap(300000, i), i + 1) for i in range(2)]
+        heaps = [(numbered_bytes_heap(300000, i), i + 1) for i in range(2)]
         threading.Timer(0.05, srv.go.set).start()
         for heap, cnt in heaps:
             stream.send_heap(heap, cnt=cnt)
@@ -258,7 +245,7 @@ def test_packet_with_more_buffers_than_iov_max(pool, server):
 def test_send_heaps_round_robin(pool, server):
     config = spead2.send.StreamConfig(max_packet_size=4000)
     stream = TcpStream(pool, [server.endpoint], config)
-    heaps = [make_heap(20000, i) for i in range(3)]
+    heaps = [numbered_bytes_heap(20000, i) for i in range(3)]
     refs = [spead2.send.HeapReference(h, cnt=i + 1) for i, h in enumerate(heaps)]
     stream.send_heaps(refs, spead2.send.GroupMode.ROUND_ROBIN)
     expect = spead2.send.BytesStream(pool, config)
@@ -276,7 +263,7 @@ async def test_asyncio_connect(pool, server):
     stream = await send_asyncio.TcpStream.connect(pool, [server.endpoint], config)
     assert isinstance(stream, send_asyncio.TcpStream)
     assert not isinstance(stream, TcpStream)
-    heaps = [(make_heap(20000, i), i + 1) for i in range(4)]
+    heaps = [(numbered_bytes_heap(20000, i), i + 1) for i in range(4)]
     futures = [stream.async_send_heap(h, cnt=c) for h, c in heaps]
     sizes = await asyncio.gather(*futures)
     want = reference_bytes(pool, heaps, config)
@@ -310,7 +297,7 @@ async def test_asyncio_existing_socket(pool, server):
     user = socket.create_connection(server.endpoint, timeout=TIMEOUT)
     stream = send_asyncio.TcpStream(pool, user, spead2.send.StreamConfig(max_packet_size=2000))
     user.close()
-    heap = make_heap(5000)
+    heap = numbered_bytes_heap(5000)
     assert await stream.async_send_heap(heap, cnt=3) > 5000
     del stream
     gc.collect()
@@ -327,12 +314,9 @@ async def test_asyncio_backpressure_waits_for_the_receiver(pool):
         config = spead2.send.StreamConfig(max_packet_size=65536)
         stream = await send_asyncio.TcpStream.connect(pool, [srv.endpoint], config, 8192)
         transport = transport_of(stream)
-        heaps = [(make_heap(2_000_000, i), i + 1) for i in range(2)]
+        heaps = [(numbered_bytes_heap(2_000_000, i), i + 1) for i in range(2)]
         futures = [stream.async_send_heap(h, cnt=c) for h, c in heaps]
-        for _ in range(100):
-            await asyncio.sleep(0.001)
-            if transport._queue:
-                break
+        await wait_for_async(lambda t=transport: t._queue, "a send queue to build up")
         assert transport._queue, "the kernel took 4 MB through 8 KiB buffers"
         assert not futures[0].done()
         srv.go.set()
@@ -354,12 +338,9 @@ async def test_asyncio_flush_on_the_loop_finishes_a_queued_tail(pool):
         config = spead2.send.StreamConfig(max_packet_size=65536)
         stream = await send_asyncio.TcpStream.connect(pool, [srv.endpoint], config, 8192)
         transport = transport_of(stream)
-        heaps = [(make_heap(1_000_000, i), i + 1) for i in range(2)]
+        heaps = [(numbered_bytes_heap(1_000_000, i), i + 1) for i in range(2)]
         futures = [stream.async_send_heap(h, cnt=c) for h, c in heaps]
-        for _ in range(100):
-            await asyncio.sleep(0.001)
-            if transport._backlog is not None:
-                break
+        await wait_for_async(lambda t=transport: t._backlog is not None, "a backlog")
         assert transport._backlog is not None
         srv.go.set()
         stream.flush()  # blocks this (the loop's) thread until everything is written
@@ -404,16 +385,12 @@ def test_round_trip_through_recv_stream(pool):
         stream.send_heap(group.get_heap())
     del stream  # EOF ends the receive stream
     gc.collect()
-    timer = threading.Timer(TIMEOUT, recv.stop)
-    timer.start()
-    try:
-        received = spead2.ItemGroup()
-        seen = []
+    received = spead2.ItemGroup()
+    seen = []
+    with watchdog(recv, TIMEOUT):
         for heap in recv:
             received.update(heap)
             seen.append(received["values"].value.copy())
-    finally:
-        timer.cancel()
     assert len(seen) == 5
     for i, values in enumerate(seen):
         np.testing.assert_array_equal(values, np.arange(20000) * i)
@@ -422,7 +399,7 @@ def test_round_trip_through_recv_stream(pool):
 def test_send_on_a_closed_stream_is_a_clear_error(pool, server):
     """Its socket released under a sending thread: a library error, not EBADF from sendmsg."""
     stream = TcpStream(pool, [server.endpoint])
-    stream.send_heap(make_heap(100))
+    stream.send_heap(numbered_bytes_heap(100))
     transport_of(stream).close()
     with pytest.raises(RuntimeError, match="send stream has been closed"):
-        stream.send_heap(make_heap(100))
+        stream.send_heap(numbered_bytes_heap(100))

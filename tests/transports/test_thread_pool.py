@@ -3,13 +3,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
 import spead2
 import spead2.recv
 from spead2._thread_pool import run_on_loop
+from tests.helpers.waiting import wait_for
 
 
 def test_threads_validated():
@@ -168,9 +168,7 @@ def test_pool_with_thread_pool_refills_in_background():
         pool = spead2.MemoryPool(threads, 1, 64, max_free=4, initial=4, low_water=2)
         for _ in range(3):
             pool.allocate(32)
-        deadline = time.monotonic() + 5
-        while pool.free_buffers < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: pool.free_buffers >= 4, "the pool to refill", timeout=5)
         assert pool.free_buffers == 4
     finally:
         threads.stop()

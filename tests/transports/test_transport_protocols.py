@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import numpy as np
 import pytest
 
 import spead2
@@ -13,43 +12,21 @@ import spead2.recv
 import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import DatagramReceiver, TcpReceiver
+from tests.helpers.heaps import heap_packets, received_indices
+from tests.helpers.waiting import wait_for_async
 
 TIMEOUT = 20.0
+SAMPLES = 1000
 
 
-def heap_packets(n: int, end: bool = True, samples: int = 1000) -> list[bytes]:
-    group = spead2.send.ItemGroup()
-    group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)])
-    group.add_item(0x1001, "data", "Samples", (None,), format=[("i", 32)])
-    heaps = []
-    for i in range(n):
-        group["index"].value = i
-        group["data"].value = np.arange(samples) * (i + 1)
-        heaps.append(group.get_heap(descriptors="all", data="all"))
-    if end:
-        heaps.append(group.get_end())
-    return [bytes(p) for i, h in enumerate(heaps) for p in spead2.send.PacketGenerator(h, i + 1, 1472)]
-
-
-def indices(heaps: list[spead2.recv.HeapBase]) -> list[int]:
-    group = spead2.ItemGroup()
-    seen = []
-    for heap in heaps:
-        updated = group.update(heap)
-        index = int(updated["index"].value)
-        np.testing.assert_array_equal(updated["data"].value, np.arange(1000) * (index + 1))
-        seen.append(index)
-    return seen
+def packets_of(n: int, end: bool = True) -> list[bytes]:
+    """The packets of :func:`heap_packets`' heaps of ``SAMPLES`` samples, one after the other."""
+    return [p for heap in heap_packets(n, samples=SAMPLES, end=end) for p in heap]
 
 
 async def collect(stream: spead2.recv.asyncio.Stream) -> list[spead2.recv.HeapBase]:
     async with asyncio.timeout(TIMEOUT):
         return [heap async for heap in stream]
-
-
-@pytest.fixture
-def pool() -> spead2.ThreadPool:
-    return spead2.ThreadPool()
 
 
 async def test_datagram_endpoint(pool: spead2.ThreadPool) -> None:
@@ -63,7 +40,7 @@ async def test_datagram_endpoint(pool: spead2.ThreadPool) -> None:
     address = transport.get_extra_info("sockname")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         tx.sendto(b"x" * 3000, address)  # over max_size: dropped and counted
-        for packet in heap_packets(5, end=False):
+        for packet in packets_of(5, end=False):
             tx.sendto(packet, address)
     heaps = []
     async with asyncio.timeout(TIMEOUT):
@@ -71,7 +48,7 @@ async def test_datagram_endpoint(pool: spead2.ThreadPool) -> None:
             heaps.append(heap)
             if len(heaps) == 5:
                 break
-    assert indices(heaps) == list(range(5))
+    assert received_indices(heaps, SAMPLES) == list(range(5))
     assert stream.stats["invalid_packets"] == 1
     stream.stop()  # closes the application's transport too
     assert transport.is_closing()
@@ -85,13 +62,11 @@ async def test_datagram_endpoint_pauses_at_a_full_ring(pool: spead2.ThreadPool) 
     )
     address = transport.get_extra_info("sockname")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-        for packet in heap_packets(6):
+        for packet in packets_of(6):
             tx.sendto(packet, address)
-    async with asyncio.timeout(TIMEOUT):
-        while stream.stats["worker_blocked"] == 0:
-            await asyncio.sleep(0.005)
+    await wait_for_async(lambda: stream.stats["worker_blocked"], "the reader to wait for the consumer", timeout=TIMEOUT)
     heaps = await collect(stream)  # the stop heap ends it; nothing lost on loopback
-    assert indices(heaps) == list(range(6))
+    assert received_indices(heaps, SAMPLES) == list(range(6))
 
 
 async def test_tcp_server(pool: spead2.ThreadPool) -> None:
@@ -99,7 +74,7 @@ async def test_tcp_server(pool: spead2.ThreadPool) -> None:
     stream = spead2.recv.asyncio.Stream(pool, ring_config=spead2.recv.RingStreamConfig(heaps=2))
     server = await loop.create_server(lambda: TcpReceiver(stream), "127.0.0.1", 0)
     address = server.sockets[0].getsockname()
-    data = b"".join(heap_packets(8, end=False))
+    data = b"".join(packets_of(8, end=False))
 
     def send() -> None:
         with socket.create_connection(address, timeout=TIMEOUT) as tx:
@@ -108,7 +83,7 @@ async def test_tcp_server(pool: spead2.ThreadPool) -> None:
     sender = loop.run_in_executor(None, send)
     heaps = await collect(stream)  # the connection's end stops the stream
     await sender
-    assert indices(heaps) == list(range(8))
+    assert received_indices(heaps, SAMPLES) == list(range(8))
     server.close()
     await server.wait_closed()
 
@@ -116,7 +91,7 @@ async def test_tcp_server(pool: spead2.ThreadPool) -> None:
 async def test_tcp_client(pool: spead2.ThreadPool) -> None:
     """create_connection: we connect to a server that sends the stream."""
     loop = asyncio.get_running_loop()
-    data = b"".join(heap_packets(4))
+    data = b"".join(packets_of(4))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -134,7 +109,7 @@ async def test_tcp_client(pool: spead2.ThreadPool) -> None:
     heaps = await collect(stream)
     await server
     listener.close()
-    assert indices(heaps) == list(range(4))
+    assert received_indices(heaps, SAMPLES) == list(range(4))
     assert transport.is_closing()
 
 

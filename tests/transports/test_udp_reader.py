@@ -1,7 +1,6 @@
 """UDP receive over loopback: every ``add_udp_reader`` overload, truncation, buffers, stop, backpressure."""
 
 import asyncio
-import contextlib
 import errno
 import logging
 import re
@@ -20,19 +19,11 @@ import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import _recvmmsg
 from spead2.transports import udp as udp_transport
+from tests.helpers.heaps import check_heaps, heap_packets, indexed_group
 from tests.helpers.streams import counting_config
+from tests.helpers.waiting import wait_for, watchdog
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-def log(caplog):
-    """INFO logs of the "spead2" logger, from any thread, with the rate limits reset."""
-    from spead2 import _log
-
-    _log._limiters.clear()
-    with caplog.at_level(logging.INFO, logger="spead2"):
-        yield caplog
 
 
 @pytest.fixture(params=["recvmmsg", "recv_into"], autouse=True)
@@ -45,48 +36,7 @@ def receive_path(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 # -- helpers ------------------------------------------------------------------------
-
-
-def make_group():
-    group = spead2.send.ItemGroup()
-    group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)])
-    group.add_item(0x1001, "data", "Samples", (None,), format=[("i", 32)])
-    return group
-
-
-def heap_packets(n, samples=64, max_packet_size=1472, end=True, first_cnt=1):
-    """Packets (bytes) per heap: ``n`` data heaps (index i, ``samples`` ints) then a stop heap."""
-    group = make_group()
-    heaps = []
-    for i in range(n):
-        group["index"].value = i
-        group["data"].value = np.arange(samples, dtype="<i4") * (i + 1)
-        heap = group.get_heap(descriptors="all", data="all")
-        heaps.append(list(spead2.send.PacketGenerator(heap, first_cnt + i, max_packet_size)))
-    if end:
-        heaps.append(list(spead2.send.PacketGenerator(group.get_end(), first_cnt + n, max_packet_size)))
-    return heaps
-
-
-def check_heaps(heaps, n, samples=64):
-    """The heaps are the data heaps 0..n-1 of :func:`heap_packets`, complete and in order."""
-    group = spead2.ItemGroup()
-    seen = []
-    for heap in heaps:
-        assert not isinstance(heap, spead2.recv.IncompleteHeap)
-        updated = group.update(heap)
-        index = int(updated["index"].value)
-        np.testing.assert_array_equal(updated["data"].value, np.arange(samples) * (index + 1))
-        seen.append(index)
-    assert seen == list(range(n))
 
 
 def free_port(family=socket.AF_INET, kind=socket.SOCK_DGRAM, host="127.0.0.1"):
@@ -102,24 +52,6 @@ def send_all(packets, address, family=socket.AF_INET, setup=None):
         for heap in packets:
             for packet in heap:
                 sock.sendto(packet, address)
-
-
-@contextlib.contextmanager
-def watchdog(stream, timeout=TIMEOUT):
-    """Stop ``stream`` if the test has not finished within ``timeout`` (a hang becomes a failure)."""
-    timer = threading.Timer(timeout, stream.stop)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-
-
-def wait_until(condition, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for a condition"
-        time.sleep(0.005)
 
 
 def port_is_free(port, host="127.0.0.1", family=socket.AF_INET):
@@ -450,7 +382,7 @@ def test_multicast_bind_hostname_joins_group(pool):
 
 
 def single_packet_heap(cnt, samples):
-    group = make_group()
+    group = indexed_group()
     group["index"].value = cnt
     group["data"].value = np.arange(samples, dtype="<i4") * (cnt + 1)
     [packet] = spead2.send.PacketGenerator(group.get_heap(descriptors="all", data="all"), cnt + 1, 9000)
@@ -512,6 +444,8 @@ def test_explicit_start_holds_udp_reader(pool):
     stream = spead2.recv.Stream(pool, spead2.recv.StreamConfig(explicit_start=True))
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")  # bound now: the kernel queues datagrams
     send_all(heap_packets(4), ("127.0.0.1", port))
+    # What is checked is that nothing happens: no event to wait for, so a reader that
+    # was not held gets this long to read the queued datagrams.
     time.sleep(0.1)
     with pytest.raises(spead2.Empty):
         stream.get_nowait()
@@ -572,7 +506,7 @@ def test_full_ring_pauses_reader_and_resumes(pool, caplog):
     # More than one batch (so the reader must pause), yet few and small enough
     # for the kernel buffer to hold while the ring is full.
     send_all(heap_packets(100), ("127.0.0.1", port))
-    wait_until(lambda: stream.stats["worker_blocked"] >= 1)
+    wait_for(lambda: stream.stats["worker_blocked"] >= 1)
     # Paused: the ring holds at most one batch beyond its capacity, the rest waits in the kernel.
     assert 2 <= stream.ringbuffer.size() <= 2 + 64
     with watchdog(stream):

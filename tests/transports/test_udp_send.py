@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import struct
-import threading
 
 import numpy as np
 import pytest
@@ -26,28 +25,15 @@ from spead2.send._stream import AsyncStream
 from spead2.transports import udp_send
 from spead2.transports.timer import TimerSleeper
 from spead2.transports.udp_send import AsyncUdpTransport, UdpTransport
+from tests.helpers.clock import FakeClock, use_fake_clock
+from tests.helpers.heaps import numbered_bytes_heap
+from tests.helpers.waiting import watchdog
 
 TIMEOUT = 5.0
 STREAM_CLASSES = [UdpStream, send_asyncio.UdpStream]
 
 
-@pytest.fixture(scope="module")
-def pool():
-    pool = spead2.ThreadPool()
-    yield pool
-    pool.stop()
-
-
 # -- helpers ------------------------------------------------------------------------
-
-
-def make_heap(n_bytes: int = 5000, index: int = 0, descriptors: str = "all") -> spead2.send.Heap:
-    """A heap with a descriptor-bearing item group: an index and ``n_bytes`` of data."""
-    group = spead2.send.ItemGroup()
-    group.add_item(0x1000, "index", "Heap index", (), format=[("u", 32)], value=index)
-    group.add_item(0x1001, "data", "Bytes", (n_bytes,), dtype=np.uint8,
-                   value=((np.arange(n_bytes) + index) % 251).astype(np.uint8))
-    return group.get_heap(descriptors=descriptors, data="all")
 
 
 def expected(heap: spead2.send.Heap, cnt: int, max_packet_size: int = 1472) -> list[bytes]:
@@ -108,7 +94,7 @@ def send_one(stream: spead2.send.Stream, heap: spead2.send.Heap, **kwargs: objec
 def test_datagrams_are_the_generator_packets(pool, receiver, cls):
     stream = cls(pool, [receiver.endpoint])
     assert stream.num_substreams == 1
-    heaps = [make_heap(5000, i) for i in range(3)]
+    heaps = [numbered_bytes_heap(5000, i) for i in range(3)]
     sizes = [send_one(stream, heap, cnt=10 + i) for i, heap in enumerate(heaps)]
     want = [expected(heap, 10 + i) for i, heap in enumerate(heaps)]
     assert sizes == [sum(map(len, packets)) for packets in want]
@@ -120,7 +106,7 @@ def test_datagrams_are_the_generator_packets(pool, receiver, cls):
 def test_automatic_cnts_and_heap_rates(pool, receiver):
     stream = UdpStream(pool, [receiver.endpoint])
     stream.set_cnt_sequence(7, 3)
-    heap = make_heap(100)
+    heap = numbered_bytes_heap(100)
     stream.send_heap(heap)
     stream.send_heap(heap, rate=1e12)
     stream.send_heap(heap)
@@ -133,7 +119,7 @@ def test_automatic_cnts_and_heap_rates(pool, receiver):
 def test_packets_never_exceed_max_packet_size(pool, receiver, n_bytes, max_packet_size):
     config = spead2.send.StreamConfig(max_packet_size=max_packet_size)
     stream = UdpStream(pool, [receiver.endpoint], config)
-    heap = make_heap(n_bytes, descriptors="none")
+    heap = numbered_bytes_heap(n_bytes, descriptors="none")
     want = expected(heap, 1, max_packet_size)
     assert stream.send_heap(heap, cnt=1) == sum(map(len, want))
     got = receiver.take(len(want))
@@ -193,7 +179,7 @@ def test_substreams_go_to_their_endpoints(pool, mode):
     try:
         stream = UdpStream(pool, [r.endpoint for r in receivers])
         assert stream.num_substreams == 3
-        heaps = [make_heap(4000, i) for i in range(3)]
+        heaps = [numbered_bytes_heap(4000, i) for i in range(3)]
         refs = [spead2.send.HeapReference(h, cnt=i + 1, substream_index=2 - i)
                 for i, h in enumerate(heaps)]
         total = stream.send_heaps(refs, mode)
@@ -215,7 +201,7 @@ def test_substreams_go_to_their_endpoints(pool, mode):
 def test_group_mode_order_on_the_wire(pool, receiver, mode):
     """Two substreams to one socket show the interleaving: packets alternate in ROUND_ROBIN."""
     stream = UdpStream(pool, [receiver.endpoint, receiver.endpoint])
-    heaps = [make_heap(6000, 0), make_heap(6000, 1)]
+    heaps = [numbered_bytes_heap(6000, 0), numbered_bytes_heap(6000, 1)]
     refs = [spead2.send.HeapReference(h, cnt=i + 1, substream_index=i) for i, h in enumerate(heaps)]
     stream.send_heaps(refs, mode)
     a, b = expected(heaps[0], 1), expected(heaps[1], 2)
@@ -237,7 +223,7 @@ def test_ipv6_loopback(pool, cls):
         pytest.skip("no IPv6 loopback")
     try:
         stream = cls(pool, [("::1", r.port)])
-        heap = make_heap(3000)
+        heap = numbered_bytes_heap(3000)
         send_one(stream, heap, cnt=5)
         want = expected(heap, 5)
         assert r.take(len(want)) == want
@@ -249,15 +235,15 @@ def test_localhost_name_resolves(pool, receiver):
     stream = UdpStream(pool, [("localhost", receiver.port)])
     if transport_of(stream).socket.family != socket.AF_INET:
         pytest.skip("localhost resolves to IPv6 first here")
-    stream.send_heap(make_heap(10), cnt=1)
-    assert receiver.take(1) == expected(make_heap(10), 1)
+    stream.send_heap(numbered_bytes_heap(10), cnt=1)
+    assert receiver.take(1) == expected(numbered_bytes_heap(10), 1)
 
 
 def test_interface_address_is_the_source(pool, receiver):
     stream = UdpStream(pool, [receiver.endpoint], spead2.send.StreamConfig(), 0, "127.0.0.1")
     sock = transport_of(stream).socket
     assert sock.getsockname()[0] == "127.0.0.1"
-    stream.send_heap(make_heap(10))
+    stream.send_heap(numbered_bytes_heap(10))
     (_, source), = receiver.take_from(1)
     assert source == sock.getsockname()
 
@@ -300,7 +286,7 @@ def test_ipv4_multicast_on_loopback(pool, cls):
         assert tsock.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, 4) == socket.inet_aton(
             "127.0.0.1"
         )
-        heap = make_heap(3000)
+        heap = numbered_bytes_heap(3000)
         send_one(stream, heap, cnt=9)
         want = expected(heap, 9)
         try:
@@ -348,7 +334,7 @@ def test_existing_socket(pool, receiver, cls):
     assert stream.num_substreams == 2
     source = user.getsockname()
     user.close()  # the stream has its own duplicate
-    heap = make_heap(3000)
+    heap = numbered_bytes_heap(3000)
     send_one(stream, heap, cnt=4, substream_index=1)
     want = expected(heap, 4)
     got = receiver.take_from(len(want))
@@ -360,7 +346,7 @@ def test_existing_socket_blocking_mode_is_left_alone(pool, receiver):
     user = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         user.setblocking(False)
-        UdpStream(pool, user, [receiver.endpoint]).send_heap(make_heap(10))
+        UdpStream(pool, user, [receiver.endpoint]).send_heap(numbered_bytes_heap(10))
         assert not os.get_blocking(user.fileno())
         user.setblocking(True)
         send_asyncio.UdpStream(pool, user, [receiver.endpoint])
@@ -433,9 +419,9 @@ def test_oversized_datagram_is_emsgsize_and_the_stream_goes_on(pool, receiver):
     config = spead2.send.StreamConfig(max_packet_size=70000)
     stream = UdpStream(pool, [receiver.endpoint], config)
     with pytest.raises(OSError) as info:
-        stream.send_heap(make_heap(100000, descriptors="none"))
+        stream.send_heap(numbered_bytes_heap(100000, descriptors="none"))
     assert info.value.errno == errno.EMSGSIZE
-    small = make_heap(100, descriptors="none")
+    small = numbered_bytes_heap(100, descriptors="none")
     stream.send_heap(small, cnt=3)
     assert receiver.take(1) == expected(small, 3, 70000)
 
@@ -443,8 +429,8 @@ def test_oversized_datagram_is_emsgsize_and_the_stream_goes_on(pool, receiver):
 async def test_oversized_datagram_fails_the_future(pool, receiver):
     config = spead2.send.StreamConfig(max_packet_size=70000)
     stream = send_asyncio.UdpStream(pool, [receiver.endpoint], config)
-    bad = stream.async_send_heap(make_heap(100000, descriptors="none"))
-    small = make_heap(100, descriptors="none")
+    bad = stream.async_send_heap(numbered_bytes_heap(100000, descriptors="none"))
+    small = numbered_bytes_heap(100, descriptors="none")
     good = stream.async_send_heap(small, cnt=3)
     with pytest.raises(OSError) as info:
         await bad
@@ -468,7 +454,7 @@ def test_dropping_the_stream_closes_its_socket(pool, receiver):
 async def test_asyncio_futures_and_flush(pool, receiver):
     stream = send_asyncio.UdpStream(pool, [receiver.endpoint, receiver.endpoint],
                                     spead2.send.StreamConfig(max_heaps=8))
-    heaps = [make_heap(3000, i) for i in range(4)]
+    heaps = [numbered_bytes_heap(3000, i) for i in range(4)]
     futures = [stream.async_send_heap(h, cnt=i + 1, substream_index=i % 2)
                for i, h in enumerate(heaps)]
     refs = [spead2.send.HeapReference(h, cnt=10 + i) for i, h in enumerate(heaps[:2])]
@@ -570,7 +556,7 @@ async def test_asyncio_stream_backpressure_delivers_in_order(pool, receiver):
     transport = transport_of(stream)
     flaky = FlakySocket(transport.socket, busy=5)
     transport._sendmsg = flaky.sendmsg
-    heap = make_heap(6000)
+    heap = numbered_bytes_heap(6000)
     sizes = await asyncio.gather(*(stream.async_send_heap(heap, cnt=i + 1) for i in range(3)))
     want = [expected(heap, i + 1) for i in range(3)]
     assert sizes == [sum(map(len, p)) for p in want]
@@ -592,16 +578,12 @@ def test_round_trip_through_recv_stream(pool):
         group["values"].value = np.arange(1000, dtype=np.int32) * i
         stream.send_heap(group.get_heap())
     stream.send_heap(group.get_end())
-    timer = threading.Timer(TIMEOUT, recv.stop)
-    timer.start()
-    try:
-        received = spead2.ItemGroup()
-        seen = []
+    received = spead2.ItemGroup()
+    seen = []
+    with watchdog(recv, TIMEOUT):
         for heap in recv:
             received.update(heap)
             seen.append(received["values"].value.copy())
-    finally:
-        timer.cancel()
     assert len(seen) == 5
     for i, values in enumerate(seen):
         np.testing.assert_array_equal(values, np.arange(1000) * i)
@@ -610,40 +592,14 @@ def test_round_trip_through_recv_stream(pool):
 # -- rate limiting (fake clock: no wall-clock assertions) ------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-
-    async def async_sleep(self, delay: float) -> None:
-        self.sleep(delay)
-        await asyncio.sleep(0)
-
-
-def fake(stream: spead2.send.Stream, clock: FakeClock) -> None:
-    stream._clock = clock.time
-    if isinstance(stream, AsyncStream):
-        stream._sleep = clock.async_sleep
-        stream._blocking_sleep = clock.sleep
-    else:
-        stream._sleep = clock.sleep  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("cls", STREAM_CLASSES)
 def test_rate_limit_schedule(pool, receiver, cls):
     """1 MB/s with 64 KiB bursts: a ~100 kB heap waits once, for its first burst."""
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     config = spead2.send.StreamConfig(rate=1e6, burst_size=65536)
     stream = cls(pool, [receiver.endpoint], config)
-    fake(stream, clock)
-    heap = make_heap(100000, descriptors="none")
+    use_fake_clock(stream, clock)
+    heap = numbered_bytes_heap(100000, descriptors="none")
     size = send_one(stream, heap)
     assert size == sum(map(len, expected(heap, 1))) > 100000
     assert len(clock.sleeps) == 1
@@ -658,12 +614,12 @@ def test_rate_limit_matches_bytes_stream(pool, receiver):
     """The UDP stream waits exactly as a BytesStream with the same config does."""
     config = spead2.send.StreamConfig(rate=5e6, burst_size=10000, burst_rate_ratio=1.5,
                                       max_packet_size=1000)
-    heaps = [make_heap(n, descriptors="none") for n in (20000, 500, 30000)]
+    heaps = [numbered_bytes_heap(n, descriptors="none") for n in (20000, 500, 30000)]
     clocks = []
     for stream in (UdpStream(pool, [receiver.endpoint], config),
                    spead2.send.BytesStream(pool, config)):
-        clock = FakeClock()
-        fake(stream, clock)
+        clock = FakeClock(50.0)
+        use_fake_clock(stream, clock)
         stream.send_heap(heaps[0])
         stream.send_heap(heaps[1], rate=1e6)
         stream.send_heaps([spead2.send.HeapReference(h, rate=r)
@@ -686,7 +642,7 @@ def test_streams_sleep_with_a_timer(pool, receiver):
 def test_header_struct_sanity(pool, receiver):
     """The first packet of a heap starts with the SPEAD magic and carries the heap cnt."""
     stream = UdpStream(pool, [receiver.endpoint])
-    stream.send_heap(make_heap(10), cnt=0x123456)
+    stream.send_heap(numbered_bytes_heap(10), cnt=0x123456)
     packet = receiver.take(1)[0]
     assert packet[:4] == bytes([0x53, 0x04, 0x03, 0x05])
     (n_items,) = struct.unpack_from(">H", packet, 6)

@@ -7,11 +7,12 @@ without it the interop tests are skipped, saying why.
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import interop_run
 import pytest
+
+from tests.helpers import reference as helpers_reference
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,11 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def reference_python() -> str:
     """The reference's interpreter, checked to import spead2 4.5.1 and numpy."""
-    path = os.environ.get("SPEAD2_REFERENCE_PYTHON")
-    if not path:
-        pytest.skip("SPEAD2_REFERENCE_PYTHON is not set (path of a Python with spead2 4.5.1)")
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"SPEAD2_REFERENCE_PYTHON={path!r} is not an executable")
+    path = helpers_reference.reference_python()
     probe = subprocess.run(
         # -I: neither the cwd (the project's own spead2) nor PYTHONPATH on sys.path.
         [path, "-I", "-c", "import numpy, spead2; print(spead2.__version__, spead2.__file__)"],

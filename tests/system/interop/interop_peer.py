@@ -47,9 +47,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -87,6 +89,19 @@ def load_submodules(spead2: Any) -> None:
 
 # ---------------------------------------------------------------------------
 # Building values, items and heaps
+
+
+def reference_and_request() -> tuple[Any, Any]:
+    """For a peer script: the reference spead2 (checked, submodules loaded) and the JSON
+    request, from the file named by the first argument, else from stdin."""
+    import spead2
+
+    check_is_reference(spead2)
+    load_submodules(spead2)
+    if len(sys.argv) > 1:
+        with open(sys.argv[1]) as f:
+            return spead2, json.load(f)
+    return spead2, json.load(sys.stdin)
 
 
 def make_dtype(spec: Any) -> np.dtype:

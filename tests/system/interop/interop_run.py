@@ -219,7 +219,7 @@ class Capture:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 sock.sendto(b"capture marker", ("127.0.0.1", marker_port))
-                time.sleep(0.05)
+                time.sleep(0.05)  # a deadline wait: the marker is sent again until it shows up
                 if self.path.exists() and peer.pcap_udp_payloads(str(self.path), marker_port):
                     break
             else:

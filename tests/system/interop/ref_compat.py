@@ -152,6 +152,8 @@ def backpressure() -> dict[str, Any]:
             # All queued before the reader starts, so that both implementations
             # take them in one batch (else the split depends on timing).
             stream.add_inproc_reader(queue)
+        # A wait on a condition with a deadline (this peer runs in the reference's
+        # interpreter, which cannot import the tests' helpers).
         deadline = time.monotonic() + 10
         while not stream.stats["worker_blocked"] and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -224,7 +226,7 @@ def chunk_accounting() -> dict[str, Any]:
         stream.add_buffer_reader(sender.getvalue())
         chunks = [[chunk.chunk_id, chunk.present.tolist()] for chunk in data_ring]
         # The reference may publish the last batch's statistics after the data ring stops.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10  # a deadline wait, as above
         while stream.stats["heaps"] < 5 and time.monotonic() < deadline:
             time.sleep(0.005)
         out["accept_stop" if accept_stop else "reject_stop"] = {

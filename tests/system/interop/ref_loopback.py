@@ -14,26 +14,13 @@ receiver spec without readers). stdout: one JSON line, a list of
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import interop_peer
 
 
-def _read_request() -> Any:
-    """The JSON request: from the file named by the first argument, else from stdin."""
-    if len(sys.argv) > 1:
-        with open(sys.argv[1]) as f:
-            return json.load(f)
-    return json.load(sys.stdin)
-
-
 def main() -> None:
-    import spead2
-
-    interop_peer.check_is_reference(spead2)
-    interop_peer.load_submodules(spead2)
-    request = _read_request()
+    spead2, request = interop_peer.reference_and_request()
     results: list[dict[str, Any]] = []
     for scenario in request["scenarios"]:
         try:
