@@ -381,6 +381,14 @@ class HeapAssembler(LiveHeapMachine[_LiveHeap]):
             else:
                 heap.write(offset, plen, view[start:])
 
+    def _placement_buffer(self, heap: _LiveHeap) -> bytearray | None:
+        # Only a buffer of the heap's full length: it is never reallocated
+        # (which would move it from under the kernel's writes) or grown.
+        payload = heap.payload
+        if self._stopped or heap.pending or len(payload) != heap.length:
+            return None
+        return payload
+
     def _bulk_ready(self, heap: _LiveHeap, offset: int) -> bool:
         # Out of order, a run continuing a packet held aside stays aside (see LOOKAHEAD_SLACK).
         return offset <= len(heap.payload)

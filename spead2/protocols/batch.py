@@ -131,7 +131,7 @@ def regular_runs(batch: PacketBatch) -> tuple[list[Run], npt.NDArray[np.intp]] |
     """The batch cut into runs (see :class:`Run`) and its starts as an array.
 
     ``None`` if the batch has no run worth copying whole. A run is a maximal
-    sequence of consecutive regular packets of one heap whose payloads are
+    sequence of consecutive regular packets of one heap and one HEAP_LENGTH whose payloads are
     contiguous and of equal length (the shorter last packet of a heap ends
     its run).
     """
@@ -180,6 +180,7 @@ def regular_runs(batch: PacketBatch) -> tuple[list[Run], npt.NDArray[np.intp]] |
     continues = (
         regular[1:] & regular[:-1]
         & (cnt[1:] == cnt[:-1])
+        & (length[1:] == length[:-1])  # a packet of the heap with another HEAP_LENGTH is rejected
         & (plen[1:] == plen[:-1])
         & (offset[1:] == offset[:-1] + plen[:-1])
     )

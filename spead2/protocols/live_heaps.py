@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from .batch import PacketBatch, SingleHeaps, regular_runs, run_rows, single_packet_heaps
 from .constants import CTRL_STREAM_STOP, IMMEDIATE, STREAM_CTRL_ID
+from .placement import PacketPlan, PlacedBatch, Placement
 from .report import Report
 from .stats import (
     HEAPS,
@@ -308,6 +309,12 @@ class LiveHeapMachine[H: LiveHeap]:
         self._stats = stats
         self._report = report
         self._table: HeapTable[H] = HeapTable(config.max_heaps, config.substreams, stats)
+        #: The heap the last in-order payload continued, and that payload's length:
+        #: where the next packets are predicted to go (:meth:`placement`).
+        self._last_heap: H | None = None
+        self._last_plen = 0
+        #: The last placement's plan, reused while the heap continues.
+        self._plan: PacketPlan | None = None
 
     @property
     def live_heaps(self) -> int:
@@ -349,10 +356,13 @@ class LiveHeapMachine[H: LiveHeap]:
                 self._stop()
                 return False
             heap.add_pointers(pointers)
+        self._last_heap = heap
+        self._last_plen = plen
         self._write(heap, offset, plen, view, start)
         if heap.received == heap.length and not heap.bad:
             if addresses_fit(heap.pointers, heap.hab, heap.length):
                 self._table.remove(heap)
+                self._last_heap = None  # a reference would keep its buffer from being recycled
                 self._complete(heap)
             else:
                 heap.bad = True
@@ -463,15 +473,79 @@ class LiveHeapMachine[H: LiveHeap]:
                 ranges.ends[-1] = end
                 heap.received += k * plen
             self._bulk_write(heap, offset, plen, rows)
+            self._last_heap = heap
+            self._last_plen = plen
             if heap.received == heap.length and not heap.bad:
                 if addresses_fit(heap.pointers, heap.hab, heap.length):
                     table.remove(heap)
+                    self._last_heap = None
                     self._complete(heap)
                 else:
                     heap.bad = True
         return True
 
+    # -- payloads received in place (see .placement) ----------------------------------
+
+    def placement(self, limit: int) -> Placement | None:
+        """Where the next ``limit`` packets go if they continue the last heap in order, or None.
+
+        Offered only for a live, sized, unfinished heap holding exactly
+        ``[0, received)`` in a buffer of its full length (so every predicted
+        place is a byte not yet received), and only until the next packet is
+        processed.
+        """
+        heap = self._last_heap
+        if heap is None or limit <= 0:
+            return None
+        received = heap.received
+        length = heap.length
+        if heap.bad or not 0 < received < length or self._table.get(heap.cnt) is not heap:
+            return None
+        ranges = heap.ranges
+        if ranges is not None and (len(ranges.starts) != 1 or ranges.starts[0] != 0 or ranges.ends[0] != received):
+            return None
+        buffer = self._placement_buffer(heap)
+        if buffer is None:
+            return None
+        placement = Placement(
+            heap, buffer, heap.cnt, heap.hab, length, received, self._last_plen, limit, self._plan
+        )
+        self._plan = placement.plan
+        return placement
+
+    def add_placed_batch(self, batch: PlacedBatch) -> bool:
+        """Account for ``batch.placed`` packets received in place, then process the rest.
+
+        The same as :meth:`add_packet` on each placed packet (exactly the
+        packets ``batch.placement`` predicted, their payloads already in the
+        heap's buffer) followed by :meth:`add_batch` on the listed packets.
+        """
+        placed = batch.placed
+        if placed:
+            placement = batch.placement
+            heap: H = placement.heap  # type: ignore[assignment]
+            if heap is not self._last_heap or heap.received != placement.offset:
+                raise RuntimeError("a placement was used after the heap moved on")
+            end = min(placement.offset + placed * placement.plen, placement.length)
+            self._stats[PACKETS] += placed
+            ranges = heap.ranges
+            if ranges is not None:
+                ranges.ends[-1] = end
+            heap.received = end
+            if end == heap.length:
+                if addresses_fit(heap.pointers, heap.hab, heap.length):
+                    self._table.remove(heap)
+                    self._last_heap = None
+                    self._complete(heap)
+                else:
+                    heap.bad = True
+        return self.add_batch(batch) if len(batch) else True
+
     # -- subclass hooks ----------------------------------------------------------------
+
+    def _placement_buffer(self, heap: H) -> bytearray | None:
+        """``heap``'s payload buffer if packets may be received straight into it (its full length)."""
+        return None
 
     def _prepare_batch(self, batch: PacketBatch) -> None:
         """Called before a batch goes through :meth:`add_packet` or the run path (no-op)."""

@@ -20,6 +20,7 @@ from .._inproc import InprocQueue
 from .._log import logger
 from .._thread_pool import ThreadPool, run_on_loop
 from ..protocols.batch import PacketBatch
+from ..protocols.placement import PlacedBatch, Placement
 from ..protocols.stats import (
     BATCHES,
     EXTRA_STATS,
@@ -105,6 +106,10 @@ class ReceiverCore:
             # One buffer: the core's batch path (runs copied whole).
             n = len(packets)
             running = self.packet_consumer.add_batch(packets)
+        elif type(packets) is PlacedBatch:
+            # Its first packets were received in place (see protocols/placement.py).
+            n = packets.placed + len(packets)
+            running = self.packet_consumer.add_placed_batch(packets)
         else:
             add_packet = self.packet_consumer.add_packet
             n = 0
@@ -124,6 +129,10 @@ class ReceiverCore:
             self.stop_from_reader()
             return STOP
         return PAUSE if self.ring_full() else GO
+
+    def placement(self, limit: int) -> Placement | None:
+        """Where the next packets go if they continue the current heap (see ``StreamSink``)."""
+        return None if self.stopped else self.packet_consumer.placement(limit)
 
     def batch_done(self) -> None:
         """A batch was fed: hand its results to the consumer (subclasses)."""

@@ -18,6 +18,7 @@ from collections.abc import Buffer, Callable, Sequence
 from typing import Any, Final, Protocol
 
 from ..protocols.batch import PacketBatch
+from ..protocols.placement import PlacedBatch, Placement
 
 #: Packets a reader hands to the core before publishing heaps and yielding the loop.
 BATCH_PACKETS = 64
@@ -54,6 +55,14 @@ class PacketConsumer(Protocol):
         """Process the packets of ``batch`` in order, as :meth:`add_packet` would; False once stopped."""
         ...
 
+    def placement(self, limit: int) -> Placement | None:
+        """Where the next packets go if they continue the current heap (see :mod:`~spead2.protocols.placement`)."""
+        ...
+
+    def add_placed_batch(self, batch: PlacedBatch) -> bool:
+        """Account for the packets received in place, then process the rest as :meth:`add_batch`."""
+        ...
+
 
 class StreamSink(Protocol):
     """The stream side of a reader (implemented by the receive stream's core)."""
@@ -67,6 +76,15 @@ class StreamSink(Protocol):
         as soon as this returns. Readers whose packets lie in one buffer pass
         a :class:`~spead2.protocols.batch.PacketBatch`, which takes the core's
         vectorised path.
+        """
+        ...
+
+    def placement(self, limit: int) -> Placement | None:
+        """Where the next ``limit`` packets go if they continue the current heap in order, or None.
+
+        Valid until the next :meth:`feed`, which must then be a
+        :class:`~spead2.protocols.placement.PlacedBatch` of this placement
+        (see :mod:`spead2.protocols.placement`).
         """
         ...
 

@@ -11,6 +11,14 @@ each receive call's datagrams to the stream as one batch: no per-datagram
 callback, no per-datagram allocation beyond the slice handed over (the core
 copies the payload out, so the buffer is reused at once). While the heap ring is full the reader stops
 reading and the kernel's socket buffer absorbs (or drops) the traffic.
+
+With ``recvmmsg`` the reader also receives payloads straight into place:
+before each receive call it asks the stream where the next packets go if
+they continue the current heap in order (:mod:`spead2.protocols.placement`)
+and aims each slot's payload area there; the leading datagrams that turn
+out to be exactly those packets cost no copy, the others are made whole in
+their slots before anything is processed. ``SPEAD2_UDP_ZERO_COPY=0`` in the
+environment turns this off (for measurements).
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import socket
 from collections.abc import Callable
 
 from .._log import log_limited, logger
-from ..protocols.batch import PacketBatch
-from ._recvmmsg import BatchReceiver, SingleReceiver, make_batch_receiver
+from ..protocols.batch import HEADER_SIZE, PacketBatch
+from ..protocols.placement import PlacedBatch, Placement, confirmed_count
+from ._recvmmsg import BatchReceiver, SingleReceiver, address_of, make_batch_receiver
 from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
 from .sockets import DONTWAIT as _DONTWAIT
 from .sockets import (
@@ -49,6 +59,10 @@ _MAX_DATAGRAM = 65535
 _TRANSIENT_ERRNOS = frozenset(
     {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EINTR, errno.ENOBUFS}
 )
+
+
+#: Whether UDP readers receive payloads in place (see the module docstring).
+_ZERO_COPY = os.environ.get("SPEAD2_UDP_ZERO_COPY", "1") != "0"
 
 
 # -- receive sockets (in the caller's thread) ---------------------------------------
@@ -154,9 +168,11 @@ class UdpReader(Reader):
         # max_size. No UDP datagram exceeds 65535 bytes, whatever max_size says.
         slot = min(max_size, _MAX_DATAGRAM) + 1
         self._receiver: BatchReceiver | SingleReceiver = (
-            make_batch_receiver(self._fd, slot, BATCH_PACKETS, _DONTWAIT)
+            make_batch_receiver(self._fd, slot, BATCH_PACKETS, _DONTWAIT, HEADER_SIZE if _ZERO_COPY else 0)
             or SingleReceiver(self._sock, slot, _DONTWAIT)
         )
+        #: Whether payloads may be received in place (an aimable receiver).
+        self._aimable = isinstance(self._receiver, BatchReceiver) and self._receiver.header_size > 0
         self._reading = False
 
     def start(self) -> None:
@@ -181,26 +197,42 @@ class UdpReader(Reader):
         words = receiver.words
         stride = receiver.stride
         slot = receiver.slot_size
+        slots = receiver.slots
         max_size = self._max_size
+        aimable = self._aimable
         taken = 0
         verdict = GO
         while verdict == GO and taken < BATCH_PACKETS:
+            placement = sink.placement(slots) if aimable else None
+            aimed = 0
+            if placement is not None:
+                aimed = receiver.aim(address_of(placement.buffer), placement.offsets, placement.lengths)  # type: ignore[union-attr]
             try:
                 received = receiver.receive()
             except (BlockingIOError, InterruptedError):
+                self._unaim(placement, aimed)
                 break
             except OSError as exc:
+                self._unaim(placement, aimed)
                 if exc.errno in _TRANSIENT_ERRNOS:
                     taken += 1  # e.g. an ICMP error queued on a connected socket; retry, boundedly
                     continue
                 self._fail(exc)
                 return
             taken += received
-            index = receiver.first
-            start = 0
+            placed = 0
+            if aimed:
+                assert placement is not None
+                first = receiver.first
+                sizes = [words[first + i * stride] for i in range(min(aimed, received))]
+                placed = confirmed_count(view, slot, sizes, placement)
+                # Every other aimed payload back into its slot before anything is processed.
+                receiver.restore(placed, received, placement.buffer, placement.offsets, placement.lengths)  # type: ignore[union-attr]
+            index = receiver.first + placed * stride
+            start = placed * slot
             starts = []
             sizes = []
-            for _ in range(received):
+            for _ in range(received - placed):
                 size = words[index]
                 index += stride
                 if size > max_size:
@@ -210,14 +242,24 @@ class UdpReader(Reader):
                     starts.append(start)
                     sizes.append(size)
                 start += slot
-            verdict = sink.feed(PacketBatch(view, starts, sizes))
-            if received < receiver.slots:
+            if aimed:
+                assert placement is not None
+                verdict = sink.feed(PlacedBatch(view, starts, sizes, placement, placed))
+            else:
+                verdict = sink.feed(PacketBatch(view, starts, sizes))
+            if received < slots:
                 break  # the socket is drained
         if verdict == PAUSE and not self.closed:
             self._pause()
             if self._task is None:  # not already waiting (a driven step may pause again)
                 self._task = sink.loop.create_task(self._run())
                 self._task.add_done_callback(_report_crash)
+
+    def _unaim(self, placement: Placement | None, aimed: int) -> None:
+        """A receive call failed: nothing arrived, so the aimed slots only need resetting."""
+        if aimed:
+            assert placement is not None
+            self._receiver.restore(0, 0, placement.buffer, placement.offsets, placement.lengths)  # type: ignore[union-attr]
 
     async def _run(self) -> None:
         """Wait for room in the ring, then resume reading the socket."""

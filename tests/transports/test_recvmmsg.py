@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from spead2.transports import _recvmmsg
@@ -89,3 +90,47 @@ def test_large_slots_are_fewer_so_the_buffer_stays_within_budget(pair) -> None:
     assert batch is not None
     assert batch.slots == _recvmmsg.SLOTS_BUDGET // 65536
     assert len(batch.view) <= _recvmmsg.SLOTS_BUDGET
+
+
+def test_aimed_bytes_land_in_the_target_and_restore_makes_slots_whole(pair) -> None:
+    receiver, sender = pair
+    batch = _recvmmsg.BatchReceiver(receiver.fileno(), 101, 8, socket.MSG_DONTWAIT, header_size=10)
+    target = bytearray(b"." * 200)
+    offsets = np.array([0, 50, 100, 150], dtype=np.int64)
+    lengths = np.array([20, 20, 20, 5], dtype=np.int64)
+    assert batch.aim(_recvmmsg.address_of(target), offsets, lengths) == 4
+    sent = [bytes([65 + i]) * size for i, size in enumerate([30, 45, 8, 101 + 50, 17])]
+    for data in sent:
+        sender.send(data)
+    assert batch.receive() == 5
+    # Header areas in the slots, the next bytes (up to each length) in the target.
+    assert target[0:20] == b"A" * 20  # 30 bytes: 10 in the slot, 20 aimed
+    assert target[50:70] == b"B" * 20  # 45 bytes: 10, 20 aimed, 15 after them in the slot
+    assert target[100:120] == b"." * 20  # 8 bytes: all in the header area
+    assert target[150:155] == b"D" * 5
+    assert bytes(batch.view[0:10]) == b"A" * 10
+    assert bytes(batch.view[101 + 30 : 101 + 45]) == b"B" * 15
+    # Restoring from the second datagram on: those slots hold their whole datagram again.
+    batch.restore(1, 5, target, offsets, lengths)
+    got = datagrams(batch, 5)
+    assert got[1:] == [sent[1], sent[2], sent[3][:101], sent[4]]
+    assert got[0] == b"A" * 10 + bytes(batch.view[10:30])  # left as it was
+    # Unaimed again: a fresh datagram fills its slot as usual and the target stays untouched.
+    before = bytes(target)
+    sender.send(b"Z" * 60)
+    assert batch.receive() == 1
+    assert datagrams(batch, 1) == [b"Z" * 60]
+    assert bytes(target) == before
+
+
+def test_aim_refuses_lengths_that_leave_no_room_to_spot_oversized_datagrams(pair) -> None:
+    receiver, _ = pair
+    batch = _recvmmsg.BatchReceiver(receiver.fileno(), 101, 4, socket.MSG_DONTWAIT, header_size=10)
+    target = bytearray(200)
+    address = _recvmmsg.address_of(target)
+    assert batch.aim(address, np.array([0], dtype=np.int64), np.array([91], dtype=np.int64)) == 0
+    assert batch.aim(address, np.array([0], dtype=np.int64), np.array([90], dtype=np.int64)) == 1
+    plain = _recvmmsg.BatchReceiver(receiver.fileno(), 101, 4, socket.MSG_DONTWAIT)
+    assert plain.aim(address, np.array([0], dtype=np.int64), np.array([5], dtype=np.int64)) == 0
+    with pytest.raises(ValueError, match="header_size"):
+        _recvmmsg.BatchReceiver(receiver.fileno(), 10, 4, socket.MSG_DONTWAIT, header_size=10)

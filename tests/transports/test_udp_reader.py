@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import spead2
 import spead2.recv
@@ -19,7 +21,9 @@ import spead2.recv.asyncio
 import spead2.send
 from spead2.transports import _recvmmsg
 from spead2.transports import udp as udp_transport
+from tests.helpers import in_order_packets as spead_packets
 from tests.helpers.heaps import check_heaps, heap_packets, indexed_group
+from tests.helpers.in_order_packets import hostile_streams
 from tests.helpers.streams import counting_config
 from tests.helpers.waiting import wait_for, watchdog
 
@@ -542,3 +546,81 @@ async def test_stop_during_traffic_asyncio(pool):
     with pytest.raises(spead2.Stopped):
         while True:
             await asyncio.wait_for(stream.get(), TIMEOUT)
+
+
+# -- payloads received in place (recvmmsg aimed at the heap's buffer) -----------------------
+
+RAW_STOP = spead_packets.packet(999, 0, 0, b"", [spead_packets.imm(spead_packets.STOP_ID, 2, 48)])
+
+
+def receive_over_loopback(pool, packets, zero_copy, batch, max_size, out_of_order=False):
+    """Heaps and statistics of a stream reading ``packets`` (queued before it starts) from a socket."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("127.0.0.1", 0))
+    with sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for data in [*packets, RAW_STOP]:
+            sender.sendto(data, sock.getsockname())
+        config = spead2.recv.StreamConfig(max_heaps=2, allow_out_of_order=out_of_order)
+        ring = spead2.recv.RingStreamConfig(heaps=64, contiguous_only=False,
+                                            incomplete_keep_payload_ranges=True)
+        stream = spead2.recv.Stream(pool, config, ring)
+        saved = udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS
+        udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS = zero_copy, batch
+        try:
+            stream.add_udp_reader(sock, max_size=max_size)
+        finally:
+            udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS = saved
+        records = []
+        with watchdog(stream):
+            for heap in stream:
+                if isinstance(heap, spead2.recv.IncompleteHeap):
+                    records.append(("incomplete", heap.cnt, heap.heap_length, heap.received_length,
+                                    heap.payload_ranges))
+                else:
+                    records.append(("heap", heap.cnt, [(item.id, bytes(item)) for item in heap.get_items()]))
+        stream.stop()
+    return records, dict(stream.stats.items())
+
+
+@pytest.fixture
+def placed_counter(monkeypatch):
+    """How many datagrams were received in place (confirmed in their predicted place)."""
+    total = [0]
+    confirm = udp_transport.confirmed_count
+
+    def counting(*args):
+        placed = confirm(*args)
+        total[0] += placed
+        return placed
+
+    monkeypatch.setattr(udp_transport, "confirmed_count", counting)
+    return total
+
+
+def test_in_order_heaps_are_received_in_place_over_loopback(pool, receive_path, placed_counter):
+    packets = spead_packets.heap_packets(1, 512 * 40, 512) + spead_packets.heap_packets(2, 512 * 40 + 100, 512)
+    plain = receive_over_loopback(pool, packets, False, 16, 1000)
+    assert placed_counter[0] == 0
+    placed = receive_over_loopback(pool, packets, True, 16, 1000)
+    assert placed == plain
+    assert [r[:2] for r in plain[0]] == [("heap", 1), ("heap", 2)]
+    if receive_path == "recvmmsg":
+        # Every batch but the one starting each heap (its first packet also carries
+        # the item pointer, so its payload is shorter than the next ones').
+        assert placed_counter[0] >= len(packets) - 2 * 16
+
+
+@pytest.mark.parametrize("receive_path", ["recvmmsg"], indirect=True)
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(stream=hostile_streams(plens=[64, 200], habs=[48], max_packets=40, stops=False),
+       batch=st.integers(2, 24), out_of_order=st.booleans())
+def test_received_in_place_or_not_the_heaps_and_statistics_are_identical(
+    pool, receive_path, stream, batch, out_of_order
+):
+    packets, plen = stream
+    max_size = plen + 48 + 16  # longer datagrams are dropped as truncated
+    plain = receive_over_loopback(pool, packets, False, batch, max_size, out_of_order)
+    placed = receive_over_loopback(pool, packets, True, batch, max_size, out_of_order)
+    assert placed == plain

@@ -1,0 +1,162 @@
+"""Payloads received straight into place: where the next packets of a heap should land.
+
+A reader that can scatter each datagram over two areas (``recvmmsg`` with
+two iovecs per slot) asks the core for a :class:`Placement`: the live heap
+that the last packets continued, and where its next ``count`` payloads go if
+they keep coming in order (``plen`` bytes each, the last one possibly
+shorter). It points each slot's header area at the slot and its payload
+area at that place in the heap's buffer. Afterwards :func:`confirmed_count`
+tells how many leading datagrams are exactly the predicted packets (same
+header layout and fields, same size): their payloads are already in place
+and the core only accounts for them (``LiveHeapMachine.add_placed_batch``).
+Every other datagram of the batch is made whole again in its slot and takes
+the usual path.
+
+Why a wrong guess cannot corrupt a heap: the predicted places lie beyond the
+bytes the heap has received (the heap must be contiguous, ``[0, received)``),
+so whatever lands there overwrites nothing received; the reader moves every
+unconfirmed payload back into its slot before any packet of the batch is
+processed; and only a *leading* run of confirmed packets is trusted, so no
+other packet can have touched the heap before they are accounted for. Bytes
+left in the unreceived part of a heap's buffer are never delivered: a heap is
+delivered only once every byte has been written (see :mod:`.assembler`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .batch import HEADER_SIZE, PacketBatch, Positions
+from .constants import IMMEDIATE, MAGIC, VERSION
+
+__all__ = ["PacketPlan", "Placement", "PlacedBatch", "confirmed_count", "MAX_PLANNED"]
+
+#: Most packets a :class:`PacketPlan` covers.
+MAX_PLANNED = 4096
+
+
+class PacketPlan:
+    """Every packet continuing a heap in order from ``base``: its offset, payload length and header.
+
+    At most :data:`MAX_PLANNED` packets (a hostile HEAP_LENGTH cannot make
+    it large). Built once per heap and payload length, then sliced by each
+    :class:`Placement`: a reader asks for one before every receive call.
+    """
+
+    __slots__ = ("cnt", "hab", "length", "base", "plen", "offsets", "lengths", "headers")
+
+    def __init__(self, cnt: int, hab: int, length: int, base: int, plen: int) -> None:
+        self.cnt = cnt
+        self.hab = hab
+        self.length = length
+        self.base = base
+        self.plen = plen
+        count = min(-(-(length - base) // plen), MAX_PLANNED)
+        offsets = base + np.arange(count, dtype=np.int64) * plen
+        self.offsets: npt.NDArray[np.int64] = offsets
+        self.lengths: npt.NDArray[np.int64] = np.minimum(plen, length - offsets)
+        address_width = hab // 8
+        words = np.empty((count, 5), dtype=">u8")
+        words[:, 0] = (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
+        words[:, 1] = IMMEDIATE | (1 << hab) | cnt
+        words[:, 2] = IMMEDIATE | (2 << hab) | length
+        words[:, 3] = offsets.astype(np.uint64) + np.uint64(IMMEDIATE | (3 << hab))
+        words[:, 4] = self.lengths.astype(np.uint64) + np.uint64(IMMEDIATE | (4 << hab))
+        #: Each packet's 40 header bytes, exactly (see :func:`confirmed_count`).
+        self.headers: npt.NDArray[np.uint8] = words.view(np.uint8).reshape(count, HEADER_SIZE)
+
+    def row(self, cnt: int, hab: int, length: int, offset: int, plen: int) -> int:
+        """The row of the packet at ``offset`` if this plan is of that heap and payload length, else -1."""
+        if (cnt, hab, length, plen) != (self.cnt, self.hab, self.length, self.plen):
+            return -1
+        row, rest = divmod(offset - self.base, plen)
+        return row if rest == 0 and 0 <= row < len(self.offsets) else -1
+
+
+class Placement:
+    """The next ``count`` packets predicted to continue live heap ``heap`` in order.
+
+    Packet ``i`` would carry the ``lengths[i]`` payload bytes at ``offsets[i]``
+    of ``buffer`` (the heap's payload, ``length`` bytes); its header would be
+    exactly ``headers[i]``: the four per-packet item pointers of address
+    width ``hab`` bits. ``heap`` is the core's own record, opaque to readers;
+    ``plan`` the :class:`PacketPlan` sliced (pass it to the next placement
+    of the heap to reuse it).
+    """
+
+    __slots__ = (
+        "heap", "buffer", "cnt", "hab", "length", "offset", "plen", "count", "offsets", "lengths",
+        "headers", "plan",
+    )
+
+    def __init__(
+        self, heap: object, buffer: bytearray, cnt: int, hab: int, length: int, offset: int, plen: int,
+        limit: int, plan: PacketPlan | None = None,
+    ) -> None:
+        if plen <= 0 or not 0 <= offset < length or len(buffer) != length:
+            raise ValueError(f"no packet to place: offset {offset}, plen {plen}, length {length}")
+        self.heap = heap
+        self.buffer = buffer
+        self.cnt = cnt
+        self.hab = hab
+        self.length = length
+        self.offset = offset
+        self.plen = plen
+        row = -1 if plan is None else plan.row(cnt, hab, length, offset, plen)
+        if row < 0 or row + min(limit, -(-(length - offset) // plen)) > len(plan.offsets):  # type: ignore[union-attr]
+            plan = PacketPlan(cnt, hab, length, offset, plen)
+            row = 0
+        assert plan is not None
+        self.plan = plan
+        end = min(row + limit, len(plan.offsets))
+        self.count = end - row
+        self.offsets: npt.NDArray[np.int64] = plan.offsets[row:end]
+        self.lengths: npt.NDArray[np.int64] = plan.lengths[row:end]
+        self.headers: npt.NDArray[np.uint8] = plan.headers[row:end]
+
+
+def confirmed_count(view: memoryview, stride: int, sizes: Sequence[int], placement: Placement) -> int:
+    """How many leading datagrams are exactly the packets ``placement`` predicted.
+
+    Datagram ``i`` starts at ``view[i * stride]`` and is ``sizes[i]`` bytes
+    long (the first ``len(sizes)`` slots, at most ``placement.count``); only
+    its first :data:`~.batch.HEADER_SIZE` bytes (the header area) are read.
+    It is confirmed when those bytes are exactly the header of the predicted
+    packet (magic, version, the heap's flavour, no reserved bits, four item
+    pointers: immediate HEAP_CNT, HEAP_LENGTH, PAYLOAD_OFFSET and
+    PAYLOAD_LENGTH in that order, with the predicted values) and its size is
+    the header plus the predicted payload length: then it is, byte for
+    byte, the packet the plain path would accept as the next one of the heap.
+    """
+    k = min(len(sizes), placement.count)
+    if k == 0:
+        return 0
+    if (k - 1) * stride + HEADER_SIZE > len(view):
+        raise ValueError("the slots do not fit the view")
+    headers = np.ndarray((k, HEADER_SIZE), dtype=np.uint8, buffer=view, strides=(stride, 1))
+    good = (headers == placement.headers[:k]).all(axis=1)
+    good &= np.array(sizes[:k]) == placement.lengths[:k] + HEADER_SIZE
+    bad = np.flatnonzero(~good)
+    return int(bad[0]) if len(bad) else k
+
+
+class PlacedBatch(PacketBatch):
+    """A batch whose first ``placed`` packets, not listed, were received in place.
+
+    Those packets are the first ``placed`` of ``placement`` (confirmed by
+    :func:`confirmed_count`); the listed packets follow them in arrival order.
+    """
+
+    __slots__ = ("placement", "placed")
+
+    def __init__(
+        self, view: memoryview, starts: Positions, sizes: Positions, placement: Placement, placed: int
+    ) -> None:
+        super().__init__(view, starts, sizes)
+        if not 0 <= placed <= placement.count:
+            raise ValueError(f"placed {placed} of {placement.count} predicted packets")
+        self.placement = placement
+        self.placed = placed
