@@ -143,15 +143,21 @@ class _LiveHeap(LiveHeap):
             capacity = max(end, 2 * size)
             if 0 <= length < capacity:
                 capacity = length
+        spare = self.spare
+        if spare and capacity == length:
+            # A recycled buffer holds old bytes, not zeros: harmless, since a
+            # heap is only delivered complete, with every byte written (or, if
+            # unsized, cut to the bytes received). Also taken when the buffer
+            # grew by doubling first (small packets: 1472-byte packets reach
+            # 1/PREALLOCATE_RATIO of a 1 MiB heap after six): the bytes so far
+            # are copied over, which is cheaper than growing into fresh memory.
+            recycled = spare.pop()
+            if len(recycled) == capacity:
+                if size:
+                    recycled[:size] = payload
+                self.payload = recycled
+                return recycled
         if not size:
-            spare = self.spare
-            if spare and capacity == length:
-                # A recycled buffer holds old bytes, not zeros: harmless, since
-                # a heap is only delivered complete, with every byte written.
-                payload = spare.pop()
-                if len(payload) == capacity:
-                    self.payload = payload
-                    return payload
             payload = self.payload = bytearray(capacity)
         else:
             payload += bytes(capacity - size)

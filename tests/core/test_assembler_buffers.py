@@ -92,3 +92,21 @@ def test_spare_buffer_of_another_length_is_not_used():
     assert live.payload is not spare and len(live.payload) == 1 << 19
     rig.feed(*rest)
     assert payload_of(rig.heaps.pop()) == bytes([2]) * (1 << 19)
+
+
+def test_dead_heap_buffer_is_reused_after_growing_by_doubling():
+    # Small packets: the buffer doubles until HEAP_LENGTH is believable, then
+    # jumps to a recycled buffer of the heap's length, keeping the bytes so far.
+    size = 1 << 18
+    rig = Rig()
+    rig.feed(*_big_heap_packets(1, size, 1, packet_payload=1000))
+    first = rig.heaps.pop()
+    buffer_id = id(first._payload)
+    del first
+    rig.feed(*_big_heap_packets(2, size, 2, packet_payload=1000)[:2])
+    [live] = rig.asm._table.heaps()
+    assert len(live.payload) < size  # still doubling: 2000 bytes is under 1/128 of the heap
+    rig.feed(*_big_heap_packets(2, size, 2, packet_payload=1000)[2:])
+    second = rig.heaps.pop()
+    assert id(second._payload) == buffer_id
+    assert payload_of(second) == bytes([2]) * size
