@@ -130,7 +130,6 @@ class Runner:
         self.deadline = deadline
         self.lock = threading.Lock()
         self.busy: set[str] = set()
-        self.commit = _commit()
         self.failed: list[str] = []
         sums = totals(read_tally(args.tally))
         self.seconds = {t: sums.get(t, (0.0, 0, 0))[0] for t in targets}
@@ -168,6 +167,8 @@ class Runner:
         os.makedirs(corpus, exist_ok=True)
         os.makedirs(crashes, exist_ok=True)
         os.makedirs(self.args.work, exist_ok=True)
+        # Read per slice: an editable install follows the checkout as commits arrive.
+        commit = _commit()
         fuzz_py = os.path.join(_HERE, "fuzz.py")
         scratch = tempfile.mkdtemp(prefix=f"{target}-", dir=self.args.work)
         log_path = os.path.join(self.args.work, f"{target}.log")
@@ -207,7 +208,7 @@ class Runner:
                 if new:
                     tally.write(TALLY_HEADER)
                 tally.write(
-                    f"{finished}\t{self.commit}\t{target}\t{elapsed:.0f}\t{executions}\t{outcome}\n"
+                    f"{finished}\t{commit}\t{target}\t{elapsed:.0f}\t{executions}\t{outcome}\n"
                 )
             if outcome != "ok":
                 self.failed.append(target)
