@@ -256,11 +256,15 @@ class HeapRing:
             raise Stopped(_STOPPED_MSG)
         raise Empty(_EMPTY_MSG)
 
+    def _requeue_locked(self, item: Any) -> None:
+        """Put a taken heap back at the head, as if it had never been taken."""
+        self._items.appendleft(item)
+        if len(self._items) > self.capacity:
+            self._held.appendleft(self._items.pop())
+
     def _unget(self, item: Any) -> None:
         with self._lock:
-            self._items.appendleft(item)
-            if len(self._items) > self.capacity:
-                self._held.appendleft(self._items.pop())
+            self._requeue_locked(item)
             loops = {loop for loop, _ in self._async_waiters} - self._serve_scheduled
             self._serve_scheduled |= loops
         for loop in loops:
@@ -293,10 +297,18 @@ class HeapRing:
                     break
                 if self._items:
                     waiters.popleft()
-                    future.set_result(self._take_locked())
+                    item = self._take_locked()
+                    try:
+                        future.set_result(item)
+                    except asyncio.InvalidStateError:
+                        # A signal handler runs between bytecodes of this thread:
+                        # asyncio.run's SIGINT handler can cancel the waiting task
+                        # after the done() check above. The heap stays for the next caller.
+                        self._requeue_locked(item)
                 elif self._stopped:
                     waiters.popleft()
-                    future.set_result(_STOPPED)
+                    if not future.done():
+                        future.set_result(_STOPPED)
                 else:
                     break
             if self._space_waiters and len(self._items) < self.capacity:

@@ -65,7 +65,10 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 def resolve_future(future: asyncio.Future[None]) -> None:
     """Mark ``future`` done, unless it already is (cancelled by its waiter, say)."""
     if not future.done():
-        future.set_result(None)
+        try:
+            future.set_result(None)
+        except asyncio.InvalidStateError:
+            pass  # cancelled after the check, by a signal handler running between bytecodes
 
 
 def wake(waiters: list[Waiter]) -> None:
