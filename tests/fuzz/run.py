@@ -21,7 +21,7 @@ the committed corpus ``tests/fuzz/corpus/TARGET``. After each slice:
 
 Commit the corpus and the tally after a run. Crashing inputs are written to
 ``tests/fuzz/crashes/``; a fixed one goes into ``corpus/TARGET`` and the test
-suite replays it for ever after (``tests/test_fuzz_smoke.py``). Exits
+suite replays it for ever after (``tests/system/test_fuzz_smoke.py``). Exits
 non-zero if any slice found a crash, a hang or a memory blow-up.
 """
 

@@ -3,7 +3,7 @@
 A target returns normally for any input; an uncaught exception or a failed
 assertion is a finding. The targets are plain functions so that the test
 suite can replay the committed corpus (and past crashes) without atheris:
-see ``tests/test_fuzz_smoke.py``. ``fuzz.py`` runs them under atheris.
+see ``tests/system/test_fuzz_smoke.py``. ``fuzz.py`` runs them under atheris.
 
 * ``packet``: ``spead2.protocols.packet.decode_packet`` and ``packet_size``.
 * ``assembler``: ``HeapAssembler.add_packet`` over a sequence of packets
