@@ -450,22 +450,31 @@ def test_explicit_start_holds_udp_reader(pool):
         check_heaps(list(stream), 4)
 
 
-def test_stop_during_traffic_closes_socket(pool):
-    port = free_port()
-    stream = spead2.recv.Stream(pool, counting_config())
-    stream.add_udp_reader(port, bind_hostname="127.0.0.1")
-    packets = heap_packets(50, end=False)
-    done = threading.Event()
+class Blaster:
+    """Sends ``packets`` (lists of datagrams) to ``port`` over and over, from a thread, until stopped."""
 
-    def blast():
+    def __init__(self, packets: list[list[bytes]], port: int) -> None:
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(packets, port))
+        self._thread.start()
+
+    def _run(self, packets: list[list[bytes]], port: int) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-            while not done.is_set():
+            while not self._done.is_set():
                 for heap in packets:
                     for packet in heap:
                         tx.sendto(packet, ("127.0.0.1", port))
 
-    sender = threading.Thread(target=blast)
-    sender.start()
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(TIMEOUT)
+
+
+def test_stop_during_traffic_closes_socket(pool):
+    port = free_port()
+    stream = spead2.recv.Stream(pool, counting_config())
+    stream.add_udp_reader(port, bind_hostname="127.0.0.1")
+    sender = Blaster(heap_packets(50, end=False), port)
     try:
         with watchdog(stream):
             for _ in range(20):
@@ -476,8 +485,7 @@ def test_stop_during_traffic_closes_socket(pool):
         assert not stopper.is_alive()
         assert not is_bound(port, socket.SOCK_DGRAM)
     finally:
-        done.set()
-        sender.join(TIMEOUT)
+        sender.stop()
     rest = list(stream)  # what was queued stays retrievable, then the stream ends
     assert len(rest) <= stream.ring_config.heaps + 64
 
@@ -512,26 +520,14 @@ async def test_stop_during_traffic_asyncio(pool):
     port = free_port()
     stream = spead2.recv.asyncio.Stream(pool, counting_config())  # runs on this loop: stop() closes inline
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
-    packets = heap_packets(20, end=False)
-    done = threading.Event()
-
-    def blast():
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-            while not done.is_set():
-                for heap in packets:
-                    for packet in heap:
-                        tx.sendto(packet, ("127.0.0.1", port))
-
-    sender = threading.Thread(target=blast)
-    sender.start()
+    sender = Blaster(heap_packets(20, end=False), port)
     try:
         for _ in range(10):
             await asyncio.wait_for(stream.get(), TIMEOUT)
         stream.stop()
         assert not is_bound(port, socket.SOCK_DGRAM)
     finally:
-        done.set()
-        await asyncio.to_thread(sender.join, TIMEOUT)
+        await asyncio.to_thread(sender.stop)
     with pytest.raises(spead2.Stopped):
         while True:
             await asyncio.wait_for(stream.get(), TIMEOUT)
