@@ -307,8 +307,10 @@ class HeapRing:
                         self._requeue_locked(item)
                 elif self._stopped:
                     waiters.popleft()
-                    if not future.done():
+                    try:
                         future.set_result(_STOPPED)
+                    except asyncio.InvalidStateError:
+                        pass  # cancelled after the check above, as for a heap
                 else:
                     break
             if self._space_waiters and len(self._items) < self.capacity:

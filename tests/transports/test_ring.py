@@ -116,7 +116,7 @@ async def test_heap_not_lost_when_consumer_cancelled_after_assignment():
 
 
 class _CancelledAsChecked(asyncio.Future):
-    """A future whose waiting task is cancelled just as the ring checks it.
+    """A future whose waiting task is cancelled just as the ring resolves it.
 
     asyncio.run's SIGINT handler runs between bytecodes of the loop's thread, so
     it can cancel the task after the ring has seen the future not done and
@@ -125,11 +125,10 @@ class _CancelledAsChecked(asyncio.Future):
 
     armed = False
 
-    def done(self) -> bool:
-        if self.armed and not super().done():
+    def set_result(self, result: object) -> None:
+        if self.armed:
             self.cancel()
-            return False
-        return super().done()
+        super().set_result(result)
 
 
 async def test_heap_kept_when_the_waiter_is_cancelled_while_being_served(monkeypatch):
@@ -151,6 +150,27 @@ async def test_heap_kept_when_the_waiter_is_cancelled_while_being_served(monkeyp
     with pytest.raises(asyncio.CancelledError):
         await task
     assert ring.get_nowait() == "h"
+
+
+async def test_stop_serves_quietly_a_waiter_cancelled_while_being_served(monkeypatch):
+    loop = asyncio.get_running_loop()
+    ring = HeapRing(8, loop)
+    futures: list[_CancelledAsChecked] = []
+
+    def create_future() -> asyncio.Future:
+        futures.append(_CancelledAsChecked(loop=loop))
+        return futures[-1]
+
+    monkeypatch.setattr(loop, "create_future", create_future)
+    task = asyncio.create_task(ring.get_async())
+    await asyncio.sleep(0)
+    monkeypatch.undo()
+    futures[0].armed = True
+    ring.stop()  # serves the waiter inline, and the cancel lands mid-serve
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(spead2.Stopped):
+        ring.get_nowait()
 
 
 async def test_async_consumer_with_producer_on_other_thread(pool):
