@@ -24,8 +24,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
-from .constants import IMMEDIATE as _IMMEDIATE
-from .constants import MAGIC, VERSION
+from .constants import IMMEDIATE, MAGIC, VERSION
 from .packet import decode_packet
 
 __all__ = [
@@ -44,7 +43,7 @@ _WORD_RANGE = np.arange(HEADER_SIZE // 8, dtype=np.intp)
 #: Per address width in bytes: ``word >> hab`` of immediate HEAP_CNT, HEAP_LENGTH,
 #: PAYLOAD_OFFSET and PAYLOAD_LENGTH.
 _FIELD_KEYS = [
-    np.array([(_IMMEDIATE >> (8 * w)) | k for k in range(1, 5)], dtype=np.uint64) if 0 < w < 8 else None
+    np.array([(IMMEDIATE >> (8 * w)) | k for k in range(1, 5)], dtype=np.uint64) if 0 < w < 8 else None
     for w in range(9)
 ]
 
@@ -249,7 +248,7 @@ def same_size_packets(view: memoryview, offset: int, size: int, count: int) -> i
     # The packets are evenly spaced by assumption: strided views, no gather.
     headers = np.ndarray((count,), dtype=">u8", buffer=view, offset=offset, strides=(size,))
     lasts = np.ndarray((count,), dtype=">u8", buffer=view, offset=offset + 32, strides=(size,))
-    plen_word = (((_IMMEDIATE >> hab) | 4) << hab) | (size - HEADER_SIZE)
+    plen_word = (((IMMEDIATE >> hab) | 4) << hab) | (size - HEADER_SIZE)
     good = ((headers & np.uint64(0xFFFFFFFF0000FFFF)) == np.uint64(expected_header)) & (
         lasts == np.uint64(plen_word)
     )
@@ -281,7 +280,7 @@ def packets_like(view: memoryview, template: int, size: int, count: int) -> int:
     hab = np.uint64(8 * address_width)
     pointers = np.ndarray((n,), dtype=">u8", buffer=view, offset=template + 8)
     keys = pointers >> hab
-    plen_key = (_IMMEDIATE >> (8 * address_width)) | 4
+    plen_key = (IMMEDIATE >> (8 * address_width)) | 4
     plen_slots = np.flatnonzero(keys == np.uint64(plen_key))
     if not len(plen_slots):
         return 0
@@ -334,7 +333,7 @@ def immediate_values(
     present = np.arange(max_pointers)[None, :] < counts[:, None]
     keys = pointers >> np.uint64(hab)  # immediate flag and ID
     values = (pointers & np.uint64((1 << hab) - 1)).astype(np.int64)
-    immediate = _IMMEDIATE >> hab
+    immediate = IMMEDIATE >> hab
     out = np.full((n, len(item_ids)), -1, dtype=np.int64)
     columns = np.arange(max_pointers)
     for k, item_id in enumerate(item_ids):
@@ -397,7 +396,7 @@ class SingleHeaps:
         n = len(self.fast)
         out = np.full((n, len(item_ids)), -1, dtype=np.int64)
         mask = np.uint64((1 << self.hab) - 1)
-        immediate = _IMMEDIATE >> self.hab
+        immediate = IMMEDIATE >> self.hab
         for k, item_id in enumerate(item_ids):
             if item_id in (1, 2, 4):
                 out[:, k] = self.cnt if item_id == 1 else self.length
