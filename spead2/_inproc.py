@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Buffer, Callable
 
 from ._errors import Stopped
+from ._wakeup import Waiter, wake
 
 
 class InprocQueue:
@@ -27,7 +28,7 @@ class InprocQueue:
         self._packets: deque[bytes] = deque()
         self._lock = threading.Lock()
         self._stopped = False
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiters: list[Waiter] = []
         # Called (from the sender's thread) at the next packet or stop: readers
         # driven by a blocking consumer instead of their event loop wait with these.
         self._callbacks: list[Callable[[], None]] = []
@@ -50,7 +51,7 @@ class InprocQueue:
                 return
             self._waiters = []
             self._callbacks = []
-        self._wake(waiters)
+        wake(waiters)
         for callback in callbacks:
             callback()
 
@@ -60,17 +61,9 @@ class InprocQueue:
             self._stopped = True
             waiters, self._waiters = self._waiters, []
             callbacks, self._callbacks = self._callbacks, []
-        self._wake(waiters)
+        wake(waiters)
         for callback in callbacks:
             callback()
-
-    @staticmethod
-    def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
-        for loop, future in waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, future)
-            except RuntimeError:  # the reader's loop has closed: nobody to wake
-                pass
 
     def _take(self, limit: int) -> tuple[list[bytes], bool]:
         """Up to ``limit`` packets, and whether the queue is stopped *and* drained."""
@@ -101,8 +94,3 @@ class InprocQueue:
 
     def __len__(self) -> int:
         return len(self._packets)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -28,7 +28,7 @@ from typing import Any
 
 from .._errors import Empty, Stopped
 from .._log import logger
-from ._wakeup import ReadinessFd, running_loop, wake
+from .._wakeup import ReadinessFd, running_loop, wake
 
 _STOPPED_MSG = "ring buffer has been stopped"
 #: What a waiter's future gets when the ring stops. Not an exception stored in

@@ -1,4 +1,4 @@
-"""spead2.recv._wakeup: readiness pipes and waking waiters on other threads' loops."""
+"""spead2._wakeup: readiness pipes and waking waiters on other threads' loops."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from spead2.recv._wakeup import ReadinessFd, resolve_future, running_loop, wake
+from spead2._wakeup import ReadinessFd, resolve_future, running_loop, wake
 
 
 def readable(fd: int) -> bool:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, overload
 
 from ..._errors import Empty, Stopped
 from ..._thread_pool import ThreadPool
+from ..._wakeup import Waiter, wake
 from ...protocols.chunking import (
     NOT_READY,
     RELEASE_ALL,
@@ -28,7 +29,6 @@ from ...protocols.chunking import (
 )
 from .._config import StreamConfig, UintOption
 from .._receiver import _Stream
-from .._wakeup import Waiter, wake
 from .config import Chunk, ChunkStreamConfig
 from .rings import ChunkRingbuffer, ChunkRingPair
 from .stream import ChunkStreamCore, StreamChunkSource, drop_undeliverable, flush_to_ring

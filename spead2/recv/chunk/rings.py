@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Iterator
 
 from ..._errors import Empty, Full, Stopped
+from ..._wakeup import ReadinessFd, Waiter, wake
 from ...protocols.arguments import uint64
-from .._wakeup import ReadinessFd, Waiter, wake
 from .config import Chunk
 
 __all__ = ["ChunkRingPair", "ChunkRingbuffer"]

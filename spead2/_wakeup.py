@@ -1,4 +1,4 @@
-"""Waking consumers across threads and event loops, for the rings of received heaps and chunks.
+"""Waking consumers across threads and loops: the heap and chunk rings, the in-process queue.
 
 A ring is filled on one thread and emptied on others, by blocking calls,
 coroutines on any loop, or programs polling a file descriptor:
