@@ -24,6 +24,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..._log import logger
+
 __all__ = ["driver"]
 
 _DRIVER: Any = None
@@ -39,8 +41,9 @@ def driver() -> Any:
         return None  # not imported by the user: not worth importing here
     try:
         _DRIVER = _compile()
-    except Exception:  # an odd numba: the ctypes call per heap still works
+    except Exception as exc:  # an odd numba: the ctypes call per heap still works
         _FAILED = True
+        logger.warning("could not compile the place loop with numba (%s): place callbacks are called one by one", exc)
         return None
     return _DRIVER
 
@@ -78,13 +81,22 @@ def _compile() -> Any:
 
     minus_one = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
-    @numba.njit(cache=False)
+    u64 = types.uint64
+    s64 = types.int64
+    signature = s64(
+        u64, u64, types.boolean, u64[::1], u64, s64[::1], u64, u64, u64, s64[:, ::1], u64[::1], u64[::1],
+        s64, s64, s64, u64[:, ::1],
+    )
+
+    # Compiled now (on the thread building the stream), not on the first batch.
+    @numba.njit(signature)
     def place_run(  # pragma: no cover - machine code (run through the placer's tests)
         function: int, user: int, with_user: bool, data: Any, data_address: int, items_scratch: Any,
         items_address: int, stats_address: int, extra_address: int, items: Any, packets: Any,
         sizes: Any, start: int, end: int, head: int, out: Any,
     ) -> int:
         n_items = items.shape[1]
+        data_size = np.uint64(80)  # sizeof(chunk_place_data)
         for i in range(start, end):
             for k in range(n_items):
                 items_scratch[k] = items[i, k]
@@ -98,7 +110,7 @@ def _compile() -> Any:
             data[7] = extra_address
             data[8] = 0
             data[9] = 0
-            call_place(function, data_address, 80, user, with_user)  # type: ignore[call-arg]
+            call_place(function, data_address, data_size, user, with_user)  # type: ignore[call-arg]
             out[i, 0] = data[3]
             out[i, 1] = data[4]
             out[i, 2] = data[5]
