@@ -57,17 +57,20 @@ class PacketBatch(Sequence[memoryview]):
 
     The packets must not overlap and must lie in the buffer in arrival order
     (as every reader's do): the batch path relies on it to tell evenly spaced
-    packets cheaply.
+    packets cheaply. ``stable``: the buffer stays as it is after the call
+    (the memory reader's), so packets set aside for later need no copy;
+    otherwise (a reader's reused receive buffer) they are copied.
     """
 
-    __slots__ = ("view", "starts", "sizes")
+    __slots__ = ("view", "starts", "sizes", "stable")
 
-    def __init__(self, view: memoryview, starts: Positions, sizes: Positions) -> None:
+    def __init__(self, view: memoryview, starts: Positions, sizes: Positions, stable: bool = False) -> None:
         if len(starts) != len(sizes):
             raise ValueError(f"{len(starts)} starts but {len(sizes)} sizes")
         self.view = view
         self.starts = starts
         self.sizes = sizes
+        self.stable = stable
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -13,8 +13,8 @@ chunk are copied in arrival order, so overlapping ones end as the packet
 path leaves them); otherwise it leaves the stretch to the
 caller's per-heap code and changes nothing.
 
-:func:`batch_rest` copies the rest of a batch in one piece when the placer
-blocks (the reader reuses its buffer), and :func:`joined_batch` makes
+:func:`batch_rest` keeps the rest of a batch when the placer blocks
+(copied in one piece when the reader reuses its buffer), and :func:`joined_batch` makes
 packets queued one by one a batch again.
 """
 
@@ -39,9 +39,12 @@ _WRAP = 1 << 64
 
 
 def batch_rest(batch: PacketBatch, first: int) -> PacketBatch:
-    """Packets ``first`` onwards of ``batch``, copied into a buffer of their own (one copy)."""
+    """Packets ``first`` onwards of ``batch``, to keep: copied into a buffer of their own
+    (one copy), unless the batch's buffer is stable."""
     starts = np.asarray(batch.starts, dtype=np.intp)[first:]
     sizes = np.asarray(batch.sizes, dtype=np.intp)[first:]
+    if batch.stable:
+        return PacketBatch(batch.view, starts, sizes, stable=True)
     if not len(starts):
         return PacketBatch(memoryview(b""), starts, sizes)
     low = int(starts[0])

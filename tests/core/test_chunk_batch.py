@@ -214,11 +214,16 @@ def tables(draw):
     kind=st.sampled_from(["driver", "vector"]),
     limit=st.sampled_from([None, None, 2, 5]),
     grow=st.sampled_from([0, 1, 3]),
+    stable=st.booleans(),
 )
-def test_batch_placement_matches_packet_path(packets, config_args, table, cuts, kind, limit, grow):
+def test_batch_placement_matches_packet_path(packets, config_args, table, cuts, kind, limit, grow, stable):
+    """``stable``: batches whose buffer outlives the call (the rest is queued without a copy)."""
     reference = "c" if kind == "driver" else "vector"
     expected = run(config_args, packets, None, table, reference, limit, grow)
-    assert run(config_args, packets, cut(packets, cuts), table, kind, limit, grow) == expected
+    batches = cut(packets, cuts)
+    for batch in batches:
+        batch.stable = stable
+    assert run(config_args, packets, batches, table, kind, limit, grow) == expected
 
 
 def test_driver_calls_place_once_per_heap_in_order_and_stops_at_the_window():
@@ -247,10 +252,13 @@ def test_driver_calls_place_once_per_heap_in_order_and_stops_at_the_window():
     assert [placement_of(out, i) for i in range(12)] == expected
 
 
-def test_batch_rest_is_one_copy_of_the_remaining_packets():
+def test_batch_rest_is_one_copy_of_the_remaining_packets_unless_the_buffer_is_stable():
     data = bytearray(b"aaaabbbcccccdd")
     batch = PacketBatch(memoryview(data), [0, 4, 7, 12], [4, 3, 5, 2])
     rest = batch_rest(batch, 1)
+    kept = batch_rest(PacketBatch(batch.view, batch.starts, batch.sizes, stable=True), 2)
+    assert kept.view is batch.view and kept.stable  # a stable buffer is not copied
+    assert [bytes(p) for p in kept] == [b"ccccc", b"dd"]
     data[:] = bytes(len(data))  # the reader reuses its buffer
     assert [bytes(p) for p in rest] == [b"bbb", b"ccccc", b"dd"]
     assert [bytes(p) for p in joined_batch([b"xy", b"z"])] == [b"xy", b"z"]
