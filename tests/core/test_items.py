@@ -792,7 +792,7 @@ def test_update_plan_on_received_heaps(pool: spead2.ThreadPool) -> None:
     sender.add_item(0x1000, "x", "d", (8,), dtype=np.uint8)
     sender.add_item(0x1001, "t", "d", (), format=[("u", 40)])
     out.send_heap(sender.get_heap(descriptors="all", data="none"))
-    for phase in range(2):
+    for _phase in range(2):
         for i in range(30):
             sender["x"].value = np.full(sender["x"].shape, i, sender["x"].dtype)
             sender["t"].value = i
