@@ -98,7 +98,8 @@ class BufferReader(Reader):
             starts[0] = batch_start
             np.cumsum(packet_sizes[:-1], out=starts[1:])
             starts[1:] += batch_start
-        verdict = sink.feed(PacketBatch(view, starts, packet_sizes, runs))
+        # The user's buffer, kept; with the runs found while framing.
+        verdict = sink.feed(PacketBatch(view, starts, packet_sizes, stable=True, runs=runs))
         if verdict == STOP:
             return STOP
         if offset >= end:

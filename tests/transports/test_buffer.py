@@ -164,7 +164,7 @@ def check_reader(packets: list[bytes], config_args: dict, batch_bytes: int) -> N
                 assert len(view) == 40 + run.plen and offset + run.plen <= run.length
     by_packet = run_assembler(config_args, expected, None)
     assert run_assembler(config_args, expected, sink.batches) == by_packet
-    without_runs = [PacketBatch(b.view, b.starts, b.sizes) for b in sink.batches]
+    without_runs = [PacketBatch(b.view, b.starts, b.sizes, b.stable) for b in sink.batches]
     assert run_assembler(config_args, expected, without_runs) == by_packet
 
 
