@@ -506,12 +506,13 @@ def test_full_ring_pauses_reader_and_resumes(pool, caplog):
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
     # More than one batch (so the reader must pause), yet few and small enough
     # for the kernel buffer to hold while the ring is full.
-    send_all(heap_packets(100), ("127.0.0.1", port))
+    heaps = udp_transport.DATAGRAMS_PER_CALL + 50  # one datagram each
+    send_all(heap_packets(heaps), ("127.0.0.1", port))
     wait_for(lambda: stream.stats["worker_blocked"] >= 1)
     # Paused: the ring holds at most one batch beyond its capacity, the rest waits in the kernel.
     assert 2 <= stream.ringbuffer.size() <= 2 + udp_transport.DATAGRAMS_PER_CALL
     with watchdog(stream):
-        check_heaps(list(stream), 100)
+        check_heaps(list(stream), heaps)
     # For UDP a full ring means the kernel may drop datagrams: worth a warning.
     assert caplog.text.count("UDP reader paused by a full ringbuffer") == 1
 
