@@ -15,12 +15,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._log import log_limited, logger
-from .protocols.constants import BUG_COMPAT_SWAP_ENDIAN, STREAM_CTRL_ID, UNRESERVED_ID
+from .protocols.constants import (
+    BUG_COMPAT_SWAP_ENDIAN,
+    DESCRIPTOR_ID,
+    IMMEDIATE,
+    STREAM_CTRL_ID,
+    UNRESERVED_ID,
+)
 from .protocols.flavour import Flavour
 from .protocols.heaps import Heap, immediate_items
 from .protocols.heaps import RawItem as _HeapItem
 from .protocols.raw_descriptor import RawDescriptor
 from .protocols.values import (
+    AddressedPlan,
     ValueCodec,
     compatible_shape,
     dynamic_shape,
@@ -32,6 +39,7 @@ from .protocols.values import (
 __all__ = ["Descriptor", "Item", "ItemGroup"]
 
 _DEFAULT_FLAVOUR = Flavour()
+_frombuffer = np.frombuffer
 
 
 class _RawItem(Protocol):
@@ -303,6 +311,44 @@ class Item(Descriptor):
         return self._value_codec.encode(self._value)
 
 
+class _UpdatePlan:
+    """How :meth:`ItemGroup.update` decodes the addressed values of heaps with one layout.
+
+    A receiver usually gets heap after heap with the same items at the same
+    addresses and no descriptors: the work of finding each item and checking
+    its value's size against its shape is then done once, for the first such
+    heap, and later heaps with an equal layout (the list ``Heap._addressed``
+    returns) only pay for the values. Each step records the item and codec
+    it was made for; :meth:`ItemGroup.update` checks both per heap.
+    """
+
+    __slots__ = ("layout", "new_order", "has_descriptors", "steps")
+
+    def __init__(self, layout: list[tuple[int, int, int]], new_order: str, group: ItemGroup) -> None:
+        self.layout = layout
+        self.new_order = new_order
+        self.has_descriptors = any(
+            item_id == DESCRIPTOR_ID and length > 0 for item_id, _, length in layout
+        )
+        #: (id, address, length, item, codec, decode) per value, in layout order;
+        #: ``decode`` is None where only ``ItemGroup._apply`` will do (an
+        #: unknown ID, a subclass of Item, a value only the codec can decode).
+        self.steps: list[tuple[int, int, int, Item | None, ValueCodec | None, AddressedPlan | None]] = []
+        for item_id, address, length in layout:
+            if length <= 0 or item_id <= STREAM_CTRL_ID:
+                continue
+            item = group._by_id.get(item_id)
+            codec = None if item is None else item._codec
+            decode = None
+            if type(item) is Item:
+                try:
+                    codec = item._value_codec
+                    decode = codec.addressed_plan(length, new_order)
+                except Exception:  # e.g. a bad new_order: _apply reports it, in its turn
+                    codec = item._codec
+            self.steps.append((item_id, address, length, item, codec, decode))
+
+
 class ItemGroup:
     """Items indexable by ID (an integer) or by name (a string).
 
@@ -315,6 +361,8 @@ class ItemGroup:
     def __init__(self) -> None:
         self._by_id: dict[int, Item] = {}
         self._by_name: dict[str, Item] = {}
+        #: How the last heap's addressed values were decoded (see ``_UpdatePlan``).
+        self._plan: _UpdatePlan | None = None
 
     def _add_item(self, item: Item) -> None:
         """Install ``item`` by the rule in the class docstring."""
@@ -398,32 +446,61 @@ class ItemGroup:
         ``new_order``: byte order for numeric arrays (``'='`` native,
         ``'|'`` as on the wire; see ``numpy.dtype.newbyteorder``).
         """
-        get_descriptors = getattr(heap, "get_descriptors", None)
-        if get_descriptors is None:
-            raise TypeError(
-                f"ItemGroup.update needs a complete heap (spead2.recv.Heap), not "
-                f"{type(heap).__name__} (cnt={getattr(heap, 'cnt', '?')}); with "
-                "contiguous_only=False, check isinstance(heap, spead2.recv.Heap) first"
-            )
-        # Our heaps report unusable descriptors; this layer logs them, rate-limited.
-        raw_descriptors: list[RawDescriptor] = (
-            get_descriptors(log_limited) if isinstance(heap, Heap) else get_descriptors()
-        )
-        for raw in raw_descriptors:
-            self._add_item(Item.from_raw(raw, flavour=heap.flavour))
         updated: dict[str, Item] = {}
         raw_items: Sequence[Any]
         if type(heap) is Heap:
-            # Our own heaps: walk the addressed values without building RawItems.
-            payload = memoryview(heap._payload)
-            for item_id, address, length in heap._addressed():
-                if length > 0 and item_id > STREAM_CTRL_ID:
-                    self._apply(item_id, False, address, payload[address : address + length],
-                                new_order, updated)
-            if not heap._has_immediates():
+            # Our own heaps: the addressed values as the plan for their layout
+            # says, without building RawItems.
+            layout = heap._layout
+            if layout is None:
+                layout = heap._addressed()
+            plan = self._plan
+            if plan is not None and (plan.new_order != new_order or (
+                plan.layout is not layout and plan.layout != layout
+            )):
+                plan = None
+            if plan is None or plan.has_descriptors:
+                # Unusable descriptors are reported; this layer logs them, rate-limited.
+                for raw in heap.get_descriptors(log_limited):
+                    self._add_item(Item.from_raw(raw, flavour=heap.flavour))
+            if plan is None:
+                plan = self._plan = _UpdatePlan(layout, new_order, self)
+            # Each step checks that its item and codec are still those the
+            # plan was made for; one that is not takes _apply, the general
+            # path, and the plan is made again for the next heap.
+            payload = heap._payload
+            get = self._by_id.get
+            for item_id, address, length, item, codec, decode in plan.steps:
+                if decode is not None and get(item_id) is item and item is not None and item._codec is codec:
+                    dtype, elements, finish = decode
+                    value = _frombuffer(payload, dtype, elements, address)
+                    item._value = value if finish is None else finish(value)
+                    item.version += 2  # as _apply does
+                    updated[item.name] = item
+                    continue
+                if get(item_id) is not item or (item is not None and item._codec is not codec):
+                    self._plan = None
+                self._apply(item_id, False, address, memoryview(payload)[address : address + length],
+                            new_order, updated)
+            for word in heap._raw_pointers:
+                if word >= IMMEDIATE:
+                    break
+            else:
                 return updated
             raw_items = immediate_items(heap._pointers, heap.flavour.heap_address_bits)
         else:
+            get_descriptors = getattr(heap, "get_descriptors", None)
+            if get_descriptors is None:
+                raise TypeError(
+                    f"ItemGroup.update needs a complete heap (spead2.recv.Heap), not "
+                    f"{type(heap).__name__} (cnt={getattr(heap, 'cnt', '?')}); with "
+                    "contiguous_only=False, check isinstance(heap, spead2.recv.Heap) first"
+                )
+            raw_descriptors: list[RawDescriptor] = (
+                get_descriptors(log_limited) if isinstance(heap, Heap) else get_descriptors()
+            )
+            for raw in raw_descriptors:
+                self._add_item(Item.from_raw(raw, flavour=heap.flavour))
             raw_items = heap.get_items()
         for raw_item in raw_items:
             item_id = raw_item.id

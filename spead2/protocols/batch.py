@@ -57,17 +57,20 @@ class PacketBatch(Sequence[memoryview]):
 
     The packets must not overlap and must lie in the buffer in arrival order
     (as every reader's do): the batch path relies on it to tell evenly spaced
-    packets cheaply.
+    packets cheaply. ``stable``: the buffer stays as it is after the call
+    (the memory reader's), so packets set aside for later need no copy;
+    otherwise (a reader's reused receive buffer) they are copied.
     """
 
-    __slots__ = ("view", "starts", "sizes")
+    __slots__ = ("view", "starts", "sizes", "stable")
 
-    def __init__(self, view: memoryview, starts: Positions, sizes: Positions) -> None:
+    def __init__(self, view: memoryview, starts: Positions, sizes: Positions, stable: bool = False) -> None:
         if len(starts) != len(sizes):
             raise ValueError(f"{len(starts)} starts but {len(sizes)} sizes")
         self.view = view
         self.starts = starts
         self.sizes = sizes
+        self.stable = stable
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -361,19 +364,26 @@ class SingleHeaps:
     tuple when every fast packet's are the same words (else ``None``);
     ``count`` the number of fast packets; ``header_size`` the bytes before
     each fast packet's payload; ``keys`` the template's ``rest`` pointers
-    shifted right by ``hab`` (immediate flag and ID).
+    shifted right by ``hab`` (immediate flag and ID). ``fast_mask``,
+    ``length_array`` and ``start_array`` are ``fast``, ``length`` and
+    ``payload_start`` as numpy arrays (for vectorised callers).
     """
 
     __slots__ = (
         "fast", "cnt", "length", "payload_start", "payload_end", "hab", "rest", "shared", "count",
-        "header_size", "keys",
+        "header_size", "keys", "fast_mask", "length_array", "start_array",
     )
 
     def __init__(
         self, fast: list[bool], cnt: list[int], length: list[int], payload_start: list[int],
         payload_end: list[int], hab: int, rest: npt.NDArray[np.uint64], shared: tuple[int, ...] | None,
         count: int, header_size: int, keys: npt.NDArray[np.uint64],
+        fast_mask: npt.NDArray[np.bool_] | None = None, length_array: npt.NDArray[np.int64] | None = None,
+        start_array: npt.NDArray[np.intp] | None = None,
     ) -> None:
+        self.fast_mask = np.array(fast, dtype=bool) if fast_mask is None else fast_mask
+        self.length_array = np.array(length, dtype=np.int64) if length_array is None else length_array
+        self.start_array = np.array(payload_start, dtype=np.intp) if start_array is None else start_array
         self.fast = fast
         self.cnt = cnt
         self.length = length
@@ -482,9 +492,11 @@ def single_packet_heaps(batch: PacketBatch, stop_words: list[int] | None) -> Sin
     shared: tuple[int, ...] | None = t_rest
     if immediate.any() and not (rest[fast] == template[5:]).all():
         shared = None
+    payload_starts = starts + payload_start
     return SingleHeaps(
-        fast.tolist(), cnt.tolist(), length.tolist(), (starts + payload_start).tolist(),
+        fast.tolist(), cnt.tolist(), length.tolist(), payload_starts.tolist(),
         (starts + sizes).tolist(), hab, rest, shared, count, payload_start, keys[4:],
+        fast, length.astype(np.int64), payload_starts,
     )
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .batch import MIN_VECTOR_BATCH, PacketBatch, SingleHeaps, immediate_values
+from .chunk_batch import batch_rest, joined_batch, place_rows_into, placement_of
 from .constants import HEAP_CNT_ID, HEAP_LENGTH_ID, PAYLOAD_LENGTH_ID, PAYLOAD_OFFSET_ID
 from .live_heaps import IMMEDIATE, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
 from .packet import decode_packet
@@ -280,7 +281,7 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
         self._tail = 0
         #: While blocked: the packet waiting for a chunk and its placement.
         self._held: tuple[bytes, Placement] | None = None
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[bytes | PacketBatch] = deque()
         self._stopped = False
 
     # -- state -----------------------------------------------------------------------
@@ -337,21 +338,32 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
         assert decoded is not None  # it was decoded before being held
         if not self._new_heap(view, decoded, placement):
             return False
-        queue = self._queue
-        if len(queue) < MIN_VECTOR_BATCH:
-            while queue and self._held is None:
-                if not self._process(memoryview(queue.popleft())):
+        # What queued meanwhile, in arrival order: whole batches (the rest of a
+        # reader's batch, copied once) and single packets. Should the placer
+        # block again, each call below queues what it is given, so the order holds.
+        pending = list(self._queue)
+        self._queue.clear()
+        k = 0
+        while k < len(pending):
+            item = pending[k]
+            k += 1
+            if isinstance(item, PacketBatch):
+                if not self.add_batch(item):
                     return False
-            return True
-        # Many packets queued (the rest of a reader's batch, typically): one
-        # batch again, so that they take the batch path (which queues what
-        # follows should the placer block again).
-        packets = list(queue)
-        queue.clear()
-        sizes = [len(packet) for packet in packets]
-        starts = np.zeros(len(sizes), dtype=np.intp)
-        np.cumsum(sizes[:-1], out=starts[1:])
-        return self.add_batch(PacketBatch(memoryview(b"".join(packets)), starts, sizes))
+                continue
+            packets = [item]
+            while k < len(pending) and not isinstance(pending[k], PacketBatch):
+                packets.append(pending[k])  # type: ignore[arg-type]
+                k += 1
+            if len(packets) >= MIN_VECTOR_BATCH:
+                # Many packets queued one by one: one batch again, for the batch path.
+                if not self.add_batch(joined_batch(packets)):
+                    return False
+            else:
+                for packet in packets:
+                    if not self.add_packet(packet):
+                        return False
+        return True
 
     def _process(self, view: memoryview) -> bool:
         decoded = decode_packet(view, self._report)
@@ -503,103 +515,133 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
                 prepare(values[np.sort(np.array(new, dtype=np.intp))].tolist())
 
     def _add_single_heaps(self, batch: PacketBatch, single: SingleHeaps) -> bool:
-        """A batch of mostly single-packet heaps, each placed and copied with the least work.
+        """A batch of mostly single-packet heaps, placed and copied with the least work.
 
-        Each fast packet whose heap is not live is placed (one call of a
-        vectorised place for all of the batch's, else the callback once per
-        heap, in order, given the packet where it lies) and, in the usual
-        case (its chunk in the window, no extra bytes, no packet presence,
-        within bounds), copied straight into the chunk; otherwise the packet
-        path's placement code takes it with that placement. Every other
-        packet, and all of them once the placer is blocked, take
-        :meth:`add_packet`.
+        Packets that are not fast (see :func:`.batch.single_packet_heaps`),
+        or whose heap is live, take :meth:`add_packet` in order. Each run of
+        the others is placed heap by heap in arrival order, as by the packet
+        path: by a vectorised place (one call for all of the batch's), by a C
+        callback called from compiled code (``place_run``: see
+        ``recv/chunk/_place_driver.py``) or once per heap. With placements as
+        arrays, the heaps up to the next one that moves the window or has
+        extra bytes are written at once (:func:`.chunk_batch.place_rows`: a
+        strided copy per chunk, ``present`` and the statistics as array
+        operations); anything irregular there, and that next heap, take the
+        packet path's placement code. Once the placer blocks, the rest of the
+        batch is queued as one copy.
         """
         if self._stopped:
             return False
+        n = len(batch)
         if self._held is not None:
-            return super()._add_single_heaps(batch, single)  # everything queues
+            self._queue.append(batch_rest(batch, 0))
+            return True
         place = self._place
         fast = single.fast
+        cnts = single.cnt
+        table = self._table
         items = single.items(self._item_ids)
-        placements: list[Placement] = []
-        place_array = getattr(place, "place_array", None)
-        if place_array is not None:
-            placements = place_array(items[np.asarray(fast, dtype=bool)])
-            rows: list[list[int]] = []
-        else:
-            rows = items.tolist()
+        # Placement rows (chunk_id's bits, heap_index, heap_offset, extra_offset,
+        # extra_size) when placements come as arrays.
+        out: npt.NDArray[np.uint64] | None = None
+        place_rows = getattr(place, "place_rows", None)
+        place_run = getattr(place, "place_run", None)
         call_at = getattr(place, "call_at", None)
         view = batch.view
-        # The C callback gets each packet where it lies in the batch's buffer.
+        header_size = single.header_size
+        # The C callback gets each packet where it lies in the batch's buffer;
+        # ``holder`` keeps the buffer exported meanwhile.
         holder = np.frombuffer(view, dtype=np.uint8) if call_at is not None else None
         base = holder.ctypes.data if holder is not None else 0
-        cnts = single.cnt
-        lengths = single.length
+        packets = sizes = None
+        if place_rows is not None:
+            out = np.zeros((n, 5), dtype=np.uint64)
+            mask = single.fast_mask
+            out[mask] = place_rows(items[mask])
+        elif place_run is not None:
+            out = np.zeros((n, 5), dtype=np.uint64)
+            packets = (single.start_array - header_size + base).astype(np.uint64)
+            sizes = (single.length_array + header_size).astype(np.uint64)
+        rows = items.tolist() if out is None else None
         payload_start = single.payload_start
         payload_end = single.payload_end
-        header_size = single.header_size
-        hab = single.hab
-        stats = self._stats
-        table = self._table
-        slots = self._slots
-        simple = not self._pp
-        add_packet = self.add_packet
-        live = len(table)
-        tail = self._tail
-        head = self._head
-        blocked = False
-        placed = 0  # heaps written here, counted at the end
-        j = -1  # row of the vectorised placements
+        i = 0
         try:
-            for i, is_fast in enumerate(fast):
-                if is_fast:
-                    j += 1
-                cnt = cnts[i]
-                if not is_fast or blocked or (live and table.get(cnt) is not None):
-                    if not add_packet(batch[i]):
+            while i < n:
+                if self._held is not None:
+                    self._queue.append(batch_rest(batch, i))
+                    return True
+                if not fast[i] or (len(table) and table.get(cnts[i]) is not None):
+                    if not self.add_packet(batch[i]):
                         return False
-                    live = len(table)
-                    tail = self._tail
-                    head = self._head
-                    blocked = self._held is not None
+                    i += 1
                     continue
-                start = payload_start[i]
-                end = payload_end[i]
-                if place_array is not None:
-                    placement = placements[j]
-                elif call_at is not None:
-                    placement = call_at(base + start - header_size, end - start + header_size, rows[i])
-                else:
-                    placement = place(view[start - header_size : end], rows[i])
-                chunk_id, heap_index, heap_offset, _, extra_size = placement
-                length = lengths[i]
-                if simple and not extra_size and tail <= chunk_id <= head:
-                    slot = slots.get(chunk_id)
-                    if (
-                        slot is not None
-                        and heap_index < slot.present_size
-                        and heap_offset + length <= slot.data_size
-                    ):
-                        if length:
-                            slot.data[heap_offset : heap_offset + length] = view[start:end]
-                        slot.present[heap_index] = 1
-                        placed += 1
-                        continue
-                # A new chunk, a rejection, bounds, extra bytes: the packet path's code.
-                stats[PACKETS] += 1
-                decoded = (cnt, length, 0, length, hab, header_size, tuple(single.rest[i].tolist()))
-                if not self._new_heap(view[start - header_size : end], decoded, placement):
-                    return False
-                live = len(table)
-                tail = self._tail
-                head = self._head
-                blocked = self._held is not None
+                # The run of fast packets from i whose heaps are not live (the
+                # table does not change while they are placed).
+                j = i + 1
+                live = len(table) > 0
+                while j < n and fast[j] and not (live and table.get(cnts[j]) is not None):
+                    j += 1
+                if out is None:
+                    assert rows is not None
+                    while i < j and self._held is None:
+                        start = payload_start[i]
+                        end = payload_end[i]
+                        if call_at is not None:
+                            placement = call_at(base + start - header_size, end - start + header_size, rows[i])
+                        else:
+                            placement = place(view[start - header_size : end], rows[i])
+                        if not self._place_single(view, single, i, placement):
+                            return False
+                        i += 1
+                    continue
+                while i < j and self._held is None:
+                    head = self._head
+                    if place_run is not None:
+                        stop = place_run(items, packets, sizes, i, j, head, out)
+                    else:
+                        beyond = np.flatnonzero(out[i:j, 0].view(np.int64) > head)
+                        stop = i + int(beyond[0]) + 1 if len(beyond) else j
+                    last = placement_of(out, stop - 1)
+                    special = last[0] > head or last[4] != 0
+                    plain_end = stop - 1 if special else stop
+                    if plain_end > i and not place_rows_into(self, view, single, out, i, plain_end):
+                        for k in range(i, plain_end):  # irregular: the packet path's code, in order
+                            if not self._place_single(view, single, k, placement_of(out, k)):
+                                return False
+                    if special and not self._place_single(view, single, stop - 1, last):
+                        return False
+                    i = stop
             return True
         finally:
-            stats[PACKETS] += placed
-            stats[SINGLE_PACKET_HEAPS] += placed
-            stats[HEAPS] += placed
             del holder
+
+    def _place_single(self, view: memoryview, single: SingleHeaps, i: int, placement: Placement) -> bool:
+        """Write fast packet ``i`` of a batch, a heap of its own, as ``placement`` says.
+
+        The usual case (its chunk in the window, no extra bytes, no packet
+        presence, within bounds) here; anything else through :meth:`_new_heap`.
+        """
+        chunk_id, heap_index, heap_offset, _, extra_size = placement
+        length = single.length[i]
+        start = single.payload_start[i]
+        end = single.payload_end[i]
+        stats = self._stats
+        if not self._pp and not extra_size and self._tail <= chunk_id <= self._head:
+            slot = self._slots.get(chunk_id)
+            if slot is not None and heap_index < slot.present_size and heap_offset + length <= slot.data_size:
+                if length:
+                    slot.data[heap_offset : heap_offset + length] = view[start:end]
+                slot.present[heap_index] = 1
+                stats[PACKETS] += 1
+                stats[SINGLE_PACKET_HEAPS] += 1
+                stats[HEAPS] += 1
+                return True
+        # A new chunk, a rejection, bounds, extra bytes: the packet path's code.
+        stats[PACKETS] += 1
+        header_size = single.header_size
+        decoded = (single.cnt[i], length, 0, length, single.hab, header_size, tuple(single.rest[i].tolist()))
+        return self._new_heap(view[start - header_size : end], decoded, placement)
 
     def _call_place(
         self, view: memoryview, cnt: int, length: int, offset: int, plen: int, hab: int,

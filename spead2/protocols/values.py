@@ -21,8 +21,9 @@ Three encodings exist:
 from __future__ import annotations
 
 import ast
+import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -30,6 +31,7 @@ import numpy.lib.format as _npformat
 import numpy.typing as npt
 
 __all__ = [
+    "AddressedPlan",
     "ValueCodec",
     "dynamic_shape",
     "compatible_shape",
@@ -165,6 +167,14 @@ def parse_numpy_header(text: str) -> tuple[tuple[int, ...], str, np.dtype[Any]]:
 # The codec
 
 
+class AddressedPlan(NamedTuple):
+    """See :meth:`ValueCodec.addressed_plan`."""
+
+    dtype: np.dtype[Any]
+    elements: int
+    finish: Callable[[npt.NDArray[Any]], Any] | None
+
+
 class _Field(NamedTuple):
     """One field of a bit-packed element."""
 
@@ -268,13 +278,15 @@ class ValueCodec:
         """See :func:`dynamic_shape`."""
         return dynamic_shape(self.shape, max_elements)
 
-    def _shape_for(self, max_elements: int, name: str) -> tuple[Sequence[int], int]:
+    def _shape_and_count(self, max_elements: int) -> tuple[Sequence[int], int]:
+        """The shape of a value received with room for ``max_elements`` elements, and its element count."""
         if self.fixed_shape is not None:
-            shape: Sequence[int] = self.fixed_shape
-            n = self.fixed_count
-        else:
-            shape = dynamic_shape(self.shape, max_elements)
-            n = math.prod(shape)
+            return self.fixed_shape, self.fixed_count
+        shape = dynamic_shape(self.shape, max_elements)
+        return shape, math.prod(shape)
+
+    def _shape_for(self, max_elements: int, name: str) -> tuple[Sequence[int], int]:
+        shape, n = self._shape_and_count(max_elements)
         if n > max_elements:
             raise _too_few(name, max_elements, n)
         return shape, n
@@ -352,13 +364,23 @@ class ValueCodec:
         size = len(raw)
         shape, n = self._shape_for(size // itemsize, name)
         offset = size - n * itemsize if is_immediate else 0
-        value: Any = np.frombuffer(raw, dtype, count=n, offset=offset)
+        value = np.frombuffer(raw, dtype, count=n, offset=offset)
+        return self._finish_native(value, shape, self._target(new_order))
+
+    def _target(self, new_order: str) -> np.dtype[Any] | None:
+        """The dtype values are converted to for ``new_order``; None when no conversion is needed."""
         try:
-            target = self._orders[new_order]
+            return self._orders[new_order]
         except KeyError:
-            converted = dtype.newbyteorder(new_order)  # type: ignore[arg-type]
+            converted = self.dtype.newbyteorder(new_order)  # type: ignore[arg-type]
             # None marks "already in that order": no conversion, the view stays.
-            target = self._orders[new_order] = None if converted == dtype else converted
+            target = self._orders[new_order] = None if converted == self.dtype else converted
+            return target
+
+    def _finish_native(
+        self, value: Any, shape: Sequence[int], target: np.dtype[Any] | None
+    ) -> Any:
+        """The value of the ``n`` elements ``value`` (a flat view of the received bytes)."""
         if target is not None:
             value = value.astype(target)
         if self.is_string:
@@ -369,6 +391,29 @@ class ValueCodec:
         if len(shape) > 1:
             value = value.reshape(shape, order=self.order)
         return value
+
+    def addressed_plan(self, length: int, new_order: str) -> AddressedPlan | None:
+        """How :meth:`decode` turns an addressed value of ``length`` bytes into a value, worked out once.
+
+        For a receiver that gets the same layout heap after heap: the value
+        of bytes ``raw`` at ``offset`` of a heap's payload is
+        ``np.frombuffer(payload, dtype, elements, offset)``, passed through
+        ``finish`` unless it is None, exactly what :meth:`decode` returns
+        for ``payload[offset : offset + length]``. None when only
+        :meth:`decode` can do it (a bit-packed or scalar encoding, or too
+        few bytes, which it reports).
+        """
+        if self.kind != _KIND_NATIVE:
+            return None
+        max_elements = length // self.dtype.itemsize
+        shape, n = self._shape_and_count(max_elements)
+        if n > max_elements:
+            return None
+        target = self._target(new_order)
+        finish: Callable[[npt.NDArray[Any]], Any] | None = None
+        if target is not None or self.is_string or len(shape) != 1:
+            finish = functools.partial(self._finish_native, shape=shape, target=target)
+        return AddressedPlan(self.dtype, n, finish)
 
     def _decode_scalar(self, raw: memoryview, is_immediate: bool, name: str) -> Any:
         bits = self.itemsize_bits

@@ -175,7 +175,14 @@ class HeapRing:
         """
         while True:
             with self._lock:
-                if self._items or self._stopped:
+                items = self._items
+                if items:
+                    # _pop_locked inlined for the usual case: one heap per call.
+                    item = items.popleft()
+                    if self._held or self._space_waiters or (not items and self._readiness is not None):
+                        self._after_take_locked()
+                    return item
+                if self._stopped:
                     return self._pop_locked()
                 if self._producer_loop.is_closed():
                     raise RuntimeError(self._closed_loop_message())
@@ -244,13 +251,20 @@ class HeapRing:
             self._items.append(self._held.popleft())
         return item
 
+    def _after_take_locked(self) -> None:
+        """What taking a heap from ``_items`` entails: refill from those held, wake a waiting
+        reader if there is room, clear the readiness pipe if the ring is empty."""
+        if self._held:
+            self._items.append(self._held.popleft())
+        if self._space_waiters and len(self._items) < self.capacity:
+            self._release_space_locked()
+        if not self._items and self._readiness is not None:
+            self._readiness.set(self._stopped)
+
     def _pop_locked(self) -> Any:
         if self._items:
-            item = self._take_locked()
-            if self._space_waiters and len(self._items) < self.capacity:
-                self._release_space_locked()
-            if not self._items and self._readiness is not None:
-                self._readiness.set(self._stopped)
+            item = self._items.popleft()
+            self._after_take_locked()
             return item
         if self._stopped:
             raise Stopped(_STOPPED_MSG)

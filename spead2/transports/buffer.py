@@ -94,7 +94,7 @@ class BufferReader(Reader):
             starts[0] = batch_start
             np.cumsum(packet_sizes[:-1], out=starts[1:])
             starts[1:] += batch_start
-        verdict = sink.feed(PacketBatch(view, starts, packet_sizes))
+        verdict = sink.feed(PacketBatch(view, starts, packet_sizes, stable=True))  # the user's buffer, kept
         if verdict == STOP:
             return STOP
         if offset >= end:

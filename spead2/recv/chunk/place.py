@@ -19,6 +19,7 @@ import numpy as np
 
 from ..._log import log_limited
 from ...protocols.chunking import Placement
+from ._place_driver import driver
 
 __all__ = ["BatchPlace", "ChunkPlaceData", "check_place", "make_place"]
 
@@ -173,9 +174,11 @@ class _CPlace:
         self._items_addr = self._struct_addr + _PLACE_DATA_SIZE
         self._pack = struct.Struct(_PLACE_IN.format + f"{n_items}q")
         args: tuple[Any, ...] = (ctypes.c_void_p(self._struct_addr), ctypes.c_size_t(_PLACE_DATA_SIZE))
+        user = 0
         if name == _SIG_USER:
             self._func: Any = _USER_PROTO(pointer)
-            args += (ctypes.c_void_p(_pyapi.PyCapsule_GetContext(capsule) or 0),)
+            user = _pyapi.PyCapsule_GetContext(capsule) or 0
+            args += (ctypes.c_void_p(user),)
         else:
             self._func = _PLAIN_PROTO(pointer)
         self._args = args
@@ -189,6 +192,26 @@ class _CPlace:
         self._scratch = (ctypes.c_char * 0)()
         self._scratch_view = memoryview(self._scratch).cast("B")
         self._scratch_addr = ctypes.addressof(self._scratch)
+        #: ``place_run(items, packets, sizes, start, end, head, out)``: the callback for a
+        #: run of heaps from compiled code (see :mod:`._place_driver`), when numba is loaded.
+        self.place_run: Callable[..., int] | None = None
+        run = driver()
+        if run is not None:
+            fixed = (
+                np.uint64(pointer), np.uint64(user), name == _SIG_USER,
+                np.frombuffer(self._struct, dtype=np.uint64, count=_PLACE_DATA_SIZE // 8),
+                np.uint64(self._struct_addr),
+                np.frombuffer(self._struct, dtype=np.int64, count=n_items, offset=_PLACE_DATA_SIZE),
+                np.uint64(self._items_addr), np.uint64(self._stats_addr), np.uint64(self._extra_addr),
+            )
+
+            def place_run(
+                items: np.ndarray, packets: np.ndarray, sizes: np.ndarray, start: int, end: int,
+                head: int, out: np.ndarray,
+            ) -> int:
+                return int(run(*fixed, items, packets, sizes, start, end, head, out))
+
+            self.place_run = place_run
 
     def _packet_address(self, packet: memoryview) -> tuple[int, Any]:
         """An address where the packet's bytes are, and the object keeping it valid."""
@@ -336,7 +359,14 @@ class _BatchPlace:
 
     def place_array(self, items: np.ndarray) -> list[Placement]:
         """Place the heaps whose item values are the rows of ``items`` (one call of the function)."""
+        rows = self.place_rows(items)
+        chunk_id = rows[:, 0].view(np.int64).tolist()
+        return [(c, i, o, 0, 0) for c, i, o in zip(chunk_id, rows[:, 1].tolist(), rows[:, 2].tolist(), strict=True)]
+
+    def place_rows(self, items: np.ndarray) -> np.ndarray:
+        """:meth:`place_array` as an ``(n, 5)`` ``uint64`` array (``chunk_id``'s bits first)."""
         n = len(items)
+        rows = np.zeros((n, 5), dtype=np.uint64)
         try:
             chunk_id, heap_index, heap_offset = (
                 np.asarray(part, dtype=np.int64).reshape(n) for part in self._function(items)
@@ -346,7 +376,8 @@ class _BatchPlace:
                 _ERROR, "chunk-place-error",
                 "place callback raised %s: %s (%d heaps rejected)", type(exc).__name__, exc, n,
             )
-            return [_REJECT] * n
+            rows[:, 0] = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+            return rows
         bad = (chunk_id >= 0) & ((heap_index < 0) | (heap_offset < 0))
         if bad.any():
             log_limited(
@@ -355,10 +386,11 @@ class _BatchPlace:
                 "they are rejected", int(bad.sum()),
             )
             chunk_id = np.where(bad, -1, chunk_id)
-        return [
-            (c, i, o, 0, 0)
-            for c, i, o in zip(chunk_id.tolist(), heap_index.tolist(), heap_offset.tolist(), strict=True)
-        ]
+        rejected = chunk_id < 0
+        rows[:, 0] = chunk_id.view(np.uint64)
+        rows[:, 1] = np.where(rejected, 0, heap_index).view(np.uint64)
+        rows[:, 2] = np.where(rejected, 0, heap_offset).view(np.uint64)
+        return rows
 
     def __call__(self, packet: memoryview, items: list[int]) -> Placement:
         placement = self._ready.get(tuple(items))

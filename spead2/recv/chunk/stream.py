@@ -124,7 +124,10 @@ class _RingSource(StreamChunkSource):
             if first >= tail:
                 break
             self._outgoing.append(chunks.pop(first))
-        self.deliver()
+        # Delivered at the end of the reader's batch (ChunkStreamCore.batch_done)
+        # or when the stream waits: one hand-over to the consumer per batch,
+        # not per chunk (each wakes the consumer's thread, which then competes
+        # for the GIL).
 
     def deliver(self) -> None:
         flush_to_ring(self._outgoing, self._data)
@@ -180,6 +183,8 @@ class ChunkStreamCore(ReceiverCore):
 
     def batch_done(self) -> None:
         self.placer.merge_place_stats()
+        if self.source.backlogged:
+            self.source.deliver()
 
     def ring_full(self) -> bool:
         return self.placer.blocked or self.source.backlogged
@@ -210,9 +215,13 @@ class ChunkStreamCore(ReceiverCore):
     async def _unblock(self) -> None:
         while not self.stopped:
             self.source.deliver()
-            if self.placer.blocked and not self.placer.resume():
-                self.stop(by_user=False)  # a held packet carried a stop item
-                return
+            if self.placer.blocked:
+                running = self.placer.resume()
+                self.placer.merge_place_stats()
+                self.source.deliver()
+                if not running:
+                    self.stop(by_user=False)  # a held packet carried a stop item
+                    return
             if not self.ring_full():
                 return
             await self._wait_source()
