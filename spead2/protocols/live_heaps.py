@@ -27,9 +27,16 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .batch import PacketBatch, SingleHeaps, regular_runs, run_rows, single_packet_heaps
+from .batch import (
+    HEADER_SIZE,
+    PacketBatch,
+    SingleHeaps,
+    regular_runs,
+    run_rows,
+    single_packet_heaps,
+)
 from .constants import CTRL_STREAM_STOP, IMMEDIATE, STREAM_CTRL_ID
-from .placement import PacketPlan, PlacedBatch, Placement
+from .placement import PacketPlan, PlacedBatch, Placement, predicted_count
 from .report import Report
 from .stats import (
     HEAPS,
@@ -518,7 +525,7 @@ class LiveHeapMachine[H: LiveHeap]:
 
         The same as :meth:`add_packet` on each placed packet (exactly the
         packets ``batch.placement`` predicted, their payloads already in the
-        heap's buffer) followed by :meth:`add_batch` on the listed packets.
+        heap's buffer) followed by :meth:`add_predicted` on the listed packets.
         """
         placed = batch.placed
         if placed:
@@ -526,20 +533,60 @@ class LiveHeapMachine[H: LiveHeap]:
             heap: H = placement.heap  # type: ignore[assignment]
             if heap is not self._last_heap or heap.received != placement.offset:
                 raise RuntimeError("a placement was used after the heap moved on")
-            end = min(placement.offset + placed * placement.plen, placement.length)
-            self._stats[PACKETS] += placed
-            ranges = heap.ranges
-            if ranges is not None:
-                ranges.ends[-1] = end
-            heap.received = end
-            if end == heap.length:
-                if addresses_fit(heap.pointers, heap.hab, heap.length):
-                    self._table.remove(heap)
-                    self._last_heap = None
-                    self._complete(heap)
-                else:
-                    heap.bad = True
-        return self.add_batch(batch) if len(batch) else True
+            self._account_placed(heap, placement, placed)
+        return self.add_predicted(batch) if len(batch) else True
+
+    def add_predicted(self, batch: PacketBatch) -> bool:
+        """:meth:`add_batch`, trying first whether the packets continue the last heap as predicted.
+
+        Each leading run of packets that are exactly the packets
+        :meth:`placement` predicts (:func:`.placement.predicted_count`) is
+        copied into the heap's buffer and accounted for as if received in
+        place; a packet that is not goes through :meth:`add_packet` (the
+        first packets of a heap, which make the next prediction); after two
+        such packets in a row the rest of the batch goes to :meth:`add_batch`.
+        The same result as :meth:`add_packet` on each packet in turn.
+        """
+        n = len(batch)
+        view = batch.view
+        starts = np.asarray(batch.starts, dtype=np.intp)
+        sizes = np.asarray(batch.sizes, dtype=np.intp)
+        i = 0
+        misses = 0
+        while i < n:
+            placement = self.placement(n - i)
+            k = 0 if placement is None else predicted_count(view, starts[i:], sizes[i:], placement)
+            if k:
+                assert placement is not None
+                _copy_predicted(view, starts[i : i + k], placement, k)
+                self._account_placed(placement.heap, placement, k)  # type: ignore[arg-type]
+                i += k
+                misses = 0
+            elif misses == 2:
+                return self.add_batch(PacketBatch(view, starts[i:], sizes[i:]))
+            else:
+                start = int(starts[i])
+                if not self.add_packet(view[start : start + int(sizes[i])]):
+                    return False
+                i += 1
+                misses += 1
+        return True
+
+    def _account_placed(self, heap: H, placement: Placement, k: int) -> None:
+        """The first ``k`` packets ``placement`` predicted are in ``heap``'s buffer: the packet path's accounting."""
+        end = min(placement.offset + k * placement.plen, placement.length)
+        self._stats[PACKETS] += k
+        ranges = heap.ranges
+        if ranges is not None:
+            ranges.ends[-1] = end
+        heap.received = end
+        if end == heap.length:
+            if addresses_fit(heap.pointers, heap.hab, heap.length):
+                self._table.remove(heap)
+                self._last_heap = None
+                self._complete(heap)
+            else:
+                heap.bad = True
 
     # -- subclass hooks ----------------------------------------------------------------
 
@@ -581,3 +628,28 @@ class LiveHeapMachine[H: LiveHeap]:
     def _stop(self) -> None:
         """A stop item arrived (its heap is already gone): flush the rest and stop."""
         raise NotImplementedError
+
+
+def _copy_predicted(view: memoryview, starts: npt.NDArray[np.intp], placement: Placement, k: int) -> None:
+    """Copy the payloads of the first ``k`` predicted packets, at ``starts`` of ``view``, into place."""
+    buffer = placement.buffer
+    offset = int(placement.offsets[0])
+    plen = placement.plen
+    full = k if int(placement.lengths[k - 1]) == plen else k - 1  # a heap's last payload may be shorter
+    if full:
+        first = int(starts[0])
+        stride = int(starts[1]) - first if full > 1 else HEADER_SIZE + plen
+        if full == 1 or (int(starts[full - 1]) - first == (full - 1) * stride and (np.diff(starts[:full]) == stride).all()):
+            source = np.ndarray((full, plen), dtype=np.uint8, buffer=view, offset=first + HEADER_SIZE, strides=(stride, 1))
+            target = np.frombuffer(buffer, dtype=np.uint8, count=full * plen, offset=offset)
+            target.reshape(full, plen)[...] = source
+            del target  # it pins the bytearray's size
+        else:
+            for j in range(full):
+                start = int(starts[j]) + HEADER_SIZE
+                buffer[offset + j * plen : offset + (j + 1) * plen] = view[start : start + plen]
+    if full < k:
+        start = int(starts[k - 1]) + HEADER_SIZE
+        at = int(placement.offsets[k - 1])
+        size = int(placement.lengths[k - 1])
+        buffer[at : at + size] = view[start : start + size]

@@ -32,10 +32,11 @@ import numpy.typing as npt
 from .batch import HEADER_SIZE, PacketBatch, Positions
 from .constants import IMMEDIATE, MAGIC, VERSION
 
-__all__ = ["PacketPlan", "Placement", "PlacedBatch", "confirmed_count", "MAX_PLANNED"]
+__all__ = ["PacketPlan", "Placement", "PlacedBatch", "confirmed_count", "predicted_count", "MAX_PLANNED"]
 
 #: Most packets a :class:`PacketPlan` covers.
 MAX_PLANNED = 4096
+_HEADER_RANGE = np.arange(HEADER_SIZE, dtype=np.intp)
 
 
 class PacketPlan:
@@ -44,20 +45,35 @@ class PacketPlan:
     At most :data:`MAX_PLANNED` packets (a hostile HEAP_LENGTH cannot make
     it large). Built once per heap and payload length, then sliced by each
     :class:`Placement`: a reader asks for one before every receive call.
+    The plan of the heap before, ``like``, if it has the same shape (address
+    width, HEAP_LENGTH, base and payload length: the next heap of a sender's
+    series), lends its arrays: only the HEAP_CNT words are new.
     """
 
-    __slots__ = ("cnt", "hab", "length", "base", "plen", "offsets", "lengths", "headers")
+    __slots__ = ("cnt", "hab", "length", "base", "plen", "offsets", "lengths", "sizes", "headers")
 
-    def __init__(self, cnt: int, hab: int, length: int, base: int, plen: int) -> None:
+    def __init__(
+        self, cnt: int, hab: int, length: int, base: int, plen: int, like: PacketPlan | None = None
+    ) -> None:
         self.cnt = cnt
         self.hab = hab
         self.length = length
         self.base = base
         self.plen = plen
+        if like is not None and (like.hab, like.length, like.base, like.plen) == (hab, length, base, plen):
+            self.offsets: npt.NDArray[np.int64] = like.offsets
+            self.lengths: npt.NDArray[np.int64] = like.lengths
+            self.sizes: npt.NDArray[np.int64] = like.sizes
+            headers = like.headers.copy()
+            headers.view(">u8")[:, 1] = IMMEDIATE | (1 << hab) | cnt
+            self.headers: npt.NDArray[np.uint8] = headers
+            return
         count = min(-(-(length - base) // plen), MAX_PLANNED)
         offsets = base + np.arange(count, dtype=np.int64) * plen
-        self.offsets: npt.NDArray[np.int64] = offsets
-        self.lengths: npt.NDArray[np.int64] = np.minimum(plen, length - offsets)
+        self.offsets = offsets
+        self.lengths = np.minimum(plen, length - offsets)
+        #: Each packet's size: header and payload.
+        self.sizes = self.lengths + HEADER_SIZE
         address_width = hab // 8
         words = np.empty((count, 5), dtype=">u8")
         words[:, 0] = (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
@@ -66,7 +82,7 @@ class PacketPlan:
         words[:, 3] = offsets.astype(np.uint64) + np.uint64(IMMEDIATE | (3 << hab))
         words[:, 4] = self.lengths.astype(np.uint64) + np.uint64(IMMEDIATE | (4 << hab))
         #: Each packet's 40 header bytes, exactly (see :func:`confirmed_count`).
-        self.headers: npt.NDArray[np.uint8] = words.view(np.uint8).reshape(count, HEADER_SIZE)
+        self.headers = words.view(np.uint8).reshape(count, HEADER_SIZE)
 
     def row(self, cnt: int, hab: int, length: int, offset: int, plen: int) -> int:
         """The row of the packet at ``offset`` if this plan is of that heap and payload length, else -1."""
@@ -89,7 +105,7 @@ class Placement:
 
     __slots__ = (
         "heap", "buffer", "cnt", "hab", "length", "offset", "plen", "count", "offsets", "lengths",
-        "headers", "plan",
+        "sizes", "headers", "plan",
     )
 
     def __init__(
@@ -107,7 +123,7 @@ class Placement:
         self.plen = plen
         row = -1 if plan is None else plan.row(cnt, hab, length, offset, plen)
         if row < 0 or row + min(limit, -(-(length - offset) // plen)) > len(plan.offsets):  # type: ignore[union-attr]
-            plan = PacketPlan(cnt, hab, length, offset, plen)
+            plan = PacketPlan(cnt, hab, length, offset, plen, plan)
             row = 0
         assert plan is not None
         self.plan = plan
@@ -115,10 +131,13 @@ class Placement:
         self.count = end - row
         self.offsets: npt.NDArray[np.int64] = plan.offsets[row:end]
         self.lengths: npt.NDArray[np.int64] = plan.lengths[row:end]
+        self.sizes: npt.NDArray[np.int64] = plan.sizes[row:end]
         self.headers: npt.NDArray[np.uint8] = plan.headers[row:end]
 
 
-def confirmed_count(view: memoryview, stride: int, sizes: Sequence[int], placement: Placement) -> int:
+def confirmed_count(
+    view: memoryview, stride: int, sizes: Sequence[int] | npt.NDArray[np.integer], placement: Placement
+) -> int:
     """How many leading datagrams are exactly the packets ``placement`` predicted.
 
     Datagram ``i`` starts at ``view[i * stride]`` and is ``sizes[i]`` bytes
@@ -137,10 +156,38 @@ def confirmed_count(view: memoryview, stride: int, sizes: Sequence[int], placeme
     if (k - 1) * stride + HEADER_SIZE > len(view):
         raise ValueError("the slots do not fit the view")
     headers = np.ndarray((k, HEADER_SIZE), dtype=np.uint8, buffer=view, strides=(stride, 1))
+    return _leading(headers, np.asarray(sizes[:k]), placement, k)
+
+
+def predicted_count(
+    view: memoryview, starts: npt.NDArray[np.intp], sizes: npt.NDArray[np.intp], placement: Placement
+) -> int:
+    """:func:`confirmed_count` for packets ``view[starts[i] : starts[i] + sizes[i]]`` of a batch.
+
+    How many of the leading packets are exactly the packets ``placement``
+    predicted (its payloads were not received in place: the caller copies
+    them); the starts need not be evenly spaced.
+    """
+    k = min(len(starts), placement.count)
+    if k == 0:
+        return 0
+    starts = starts[:k]
+    sizes = sizes[:k]
+    if int(sizes.min()) < HEADER_SIZE or int(starts.max()) + HEADER_SIZE > len(view):
+        return 0  # a packet shorter than a header is never predicted (and stays in bounds)
+    headers = np.frombuffer(view, dtype=np.uint8)[starts[:, None] + _HEADER_RANGE]
+    return _leading(headers, sizes, placement, k)
+
+
+def _leading(
+    headers: npt.NDArray[np.uint8], sizes: npt.NDArray[np.integer], placement: Placement, k: int
+) -> int:
+    """How many leading rows of ``headers``/``sizes`` are the first ``k`` predicted packets'."""
     good = (headers == placement.headers[:k]).all(axis=1)
-    good &= np.array(sizes[:k]) == placement.lengths[:k] + HEADER_SIZE
-    bad = np.flatnonzero(~good)
-    return int(bad[0]) if len(bad) else k
+    good &= sizes == placement.sizes[:k]
+    if good.all():
+        return k
+    return int(good.argmin())
 
 
 class PlacedBatch(PacketBatch):

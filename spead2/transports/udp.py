@@ -5,7 +5,7 @@ thread (so configuration and bind errors raise there, with the helpers of
 :mod:`.sockets`), then handed to a :class:`UdpReader` on the stream's loop.
 
 The reader registers the socket with ``loop.add_reader`` and, per wake-up,
-drains up to :data:`~.base.BATCH_PACKETS` datagrams (``recvmmsg`` where the
+drains up to :data:`DATAGRAMS_PER_CALL` datagrams (``recvmmsg`` where the
 platform has it, else ``recv_into``) into one preallocated buffer and feeds
 each receive call's datagrams to the stream as one batch: no per-datagram
 callback, no per-datagram allocation beyond the slice handed over (the core
@@ -30,11 +30,13 @@ import os
 import socket
 from collections.abc import Callable
 
+import numpy as np
+
 from .._log import log_limited, logger
 from ..protocols.batch import HEADER_SIZE, PacketBatch
 from ..protocols.placement import PlacedBatch, Placement, confirmed_count
 from ._recvmmsg import BatchReceiver, SingleReceiver, address_of, make_batch_receiver
-from .base import BATCH_PACKETS, GO, PAUSE, Reader, StreamSink, _report_crash
+from .base import GO, PAUSE, Reader, StreamSink, _report_crash
 from .sockets import DONTWAIT as _DONTWAIT
 from .sockets import (
     SocketHandoff,
@@ -60,6 +62,11 @@ _TRANSIENT_ERRNOS = frozenset(
     {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EINTR, errno.ENOBUFS}
 )
 
+
+#: Most datagrams per receive call (fewer when they are large: see ``SLOTS_BUDGET``), and
+#: per wake-up of the loop. The Python work of a call is shared by its datagrams, so
+#: more per call lets a receiver that fell behind catch up faster.
+DATAGRAMS_PER_CALL = 256
 
 #: Whether UDP readers receive payloads in place (see the module docstring).
 _ZERO_COPY = os.environ.get("SPEAD2_UDP_ZERO_COPY", "1") != "0"
@@ -166,9 +173,11 @@ class UdpReader(Reader):
         self._max_size = max_size
         # One spare byte: a datagram that fills its slot was longer than
         # max_size. No UDP datagram exceeds 65535 bytes, whatever max_size says.
-        slot = min(max_size, _MAX_DATAGRAM) + 1
+        # Slots a multiple of 8 bytes apart: the headers of a batch are then
+        # read as aligned 64-bit words.
+        slot = (min(max_size, _MAX_DATAGRAM) + 8) & ~7
         self._receiver: BatchReceiver | SingleReceiver = (
-            make_batch_receiver(self._fd, slot, BATCH_PACKETS, _DONTWAIT, HEADER_SIZE if _ZERO_COPY else 0)
+            make_batch_receiver(self._fd, slot, DATAGRAMS_PER_CALL, _DONTWAIT, HEADER_SIZE if _ZERO_COPY else 0)
             or SingleReceiver(self._sock, slot, _DONTWAIT)
         )
         #: Whether payloads may be received in place (an aimable receiver).
@@ -190,19 +199,19 @@ class UdpReader(Reader):
             self.sink.loop.remove_reader(self._fd)
 
     def _on_readable(self) -> None:
-        """Feed what the socket holds, up to BATCH_PACKETS datagrams, one receive call per batch."""
+        """Feed what the socket holds, up to a receive call's slots of datagrams, as one batch."""
         sink = self.sink
         receiver = self._receiver
         view = receiver.view
-        words = receiver.words
-        stride = receiver.stride
         slot = receiver.slot_size
         slots = receiver.slots
+        all_sizes = receiver.sizes
+        all_starts = receiver.starts
         max_size = self._max_size
         aimable = self._aimable
         taken = 0
         verdict = GO
-        while verdict == GO and taken < BATCH_PACKETS:
+        while verdict == GO and taken < slots:
             placement = sink.placement(slots) if aimable else None
             aimed = 0
             if placement is not None:
@@ -223,25 +232,19 @@ class UdpReader(Reader):
             placed = 0
             if aimed:
                 assert placement is not None
-                first = receiver.first
-                sizes = [words[first + i * stride] for i in range(min(aimed, received))]
-                placed = confirmed_count(view, slot, sizes, placement)
+                placed = confirmed_count(view, slot, all_sizes[: min(aimed, received)], placement)
                 # Every other aimed payload back into its slot before anything is processed.
                 receiver.restore(placed, received, placement.buffer, placement.offsets, placement.lengths)  # type: ignore[union-attr]
-            index = receiver.first + placed * stride
-            start = placed * slot
-            starts = []
-            sizes = []
-            for _ in range(received - placed):
-                size = words[index]
-                index += stride
-                if size > max_size:
+            # Arrays, copied: the receiver's own change with the next call.
+            sizes = all_sizes[placed:received].astype(np.intp)
+            starts = all_starts[placed:received]
+            if len(sizes) and int(sizes.max()) > max_size:
+                kept = sizes <= max_size
+                for _ in range(len(sizes) - int(kept.sum())):
                     sink.count_invalid()
                     log_limited(_INFO, "udp-truncated", "dropped packet due to truncation")
-                else:
-                    starts.append(start)
-                    sizes.append(size)
-                start += slot
+                sizes = sizes[kept]
+                starts = starts[kept]
             if aimed:
                 assert placement is not None
                 verdict = sink.feed(PlacedBatch(view, starts, sizes, placement, placed))

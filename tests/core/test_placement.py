@@ -307,3 +307,94 @@ def test_a_heaps_plan_is_reused_and_bounded():
     assert huge.count == MAX_PLANNED == len(huge.plan.offsets)
     again = Placement(None, huge.buffer, 1, 48, 1 << 20, MAX_PLANNED - 2, 1, 8, huge.plan)
     assert again.plan is not huge.plan and again.count == 8  # beyond the old plan: a new one
+
+
+# -- packets checked against the prediction after the fact (add_predicted) -------------------
+
+
+def run_predicted(config_args, packets, max_size, batch_size, spacing):
+    """``add_predicted`` on batches of the packets laid out in one buffer each.
+
+    ``spacing``: back to back, evenly spaced (slots), or unevenly (so that
+    the copy cannot be one strided copy).
+    """
+    out = []
+    asm, stats = assembler(config_args, out)
+    kept = [p for p in packets if len(p) <= max_size]
+    for at in range(0, len(kept), batch_size):
+        buffer = bytearray()
+        starts, sizes = [], []
+        for j, p in enumerate(kept[at : at + batch_size]):
+            if spacing == "slots":
+                buffer += bytes(-len(buffer) % (max_size + 8))
+            elif spacing == "uneven":
+                buffer += bytes(j % 3 * 5)
+            starts.append(len(buffer))
+            sizes.append(len(p))
+            buffer += p
+        batch = PacketBatch(memoryview(buffer), np.array(starts, dtype=np.intp), np.array(sizes, dtype=np.intp))
+        if not asm.add_predicted(batch):
+            break
+    asm.flush(True)
+    return [record(h) for h in out], stats
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=hostile_streams(plens=[16, 40, 64]), config_args=configs, batch_size=st.integers(1, 40),
+    spacing=st.sampled_from(["back to back", "slots", "uneven"]),
+)
+def test_predicted_path_matches_packet_path(stream, config_args, batch_size, spacing):
+    packets, plen = stream
+    max_size = 2 * plen + 80
+    expected = run_plain(config_args, packets, max_size)
+    assert run_predicted(config_args, packets, max_size, batch_size, spacing) == expected
+
+
+@pytest.mark.parametrize("spacing", ["back to back", "slots", "uneven"])
+def test_in_order_heaps_are_copied_as_predicted(spacing):
+    packets = heap_packets(1, 64 * 30, 64) + heap_packets(2, 64 * 30 + 5, 64)
+    config_args = {"max_heaps": 2, "substreams": 1, "allow_out_of_order": False}
+    expected = run_plain(config_args, packets, 200)
+    out = []
+    asm, stats = assembler(config_args, out)
+    through_packet_path = []
+    add_packet = asm.add_packet
+
+    def counting(data):
+        through_packet_path.append(bytes(data))
+        return add_packet(data)
+
+    asm.add_packet = counting
+    # One batch of both heaps: the first two packets of each make the
+    # prediction, the rest of each heap is one predicted run.
+    buffer = bytearray()
+    starts = []
+    for j, p in enumerate(packets):
+        buffer += bytes(-len(buffer) % 208 if spacing == "slots" else (j % 3 if spacing == "uneven" else 0))
+        starts.append(len(buffer))
+        buffer += p
+    sizes = [len(p) for p in packets]
+    assert asm.add_predicted(PacketBatch(memoryview(buffer), starts, sizes))
+    asm.flush(True)
+    assert ([record(h) for h in out], stats) == expected
+    assert through_packet_path == [packets[0], packets[1], packets[30], packets[31]]
+
+
+def test_the_next_heap_of_a_series_reuses_the_plans_arrays():
+    out = []
+    asm, _ = assembler({"max_heaps": 2}, out)
+    for cnt in (1, 2):
+        packets = heap_packets(cnt, 64 * 20, 64)
+        for p in packets[:2]:
+            asm.add_packet(p)
+        placement = make_placement(asm, 4)
+        if cnt == 1:
+            first = placement.plan
+        else:
+            assert placement.plan is not first
+            assert placement.plan.offsets is first.offsets and placement.plan.sizes is first.sizes
+        assert [bytes(h) for h in placement.headers] == [p[:HEADER_SIZE] for p in packets[2:6]]
+        for p in packets[2:]:
+            asm.add_packet(p)
+    assert [h.cnt for h in out] == [1, 2]

@@ -30,6 +30,8 @@ def datagrams(batch: _recvmmsg.BatchReceiver, n: int) -> list[bytes]:
     for i in range(n):
         size = batch.words[batch.first + i * batch.stride]
         start = i * batch.slot_size
+        # The array views of the same: what the UDP reader uses.
+        assert (int(batch.sizes[i]), int(batch.starts[i])) == (size, start)
         out.append(bytes(batch.view[start : start + size]))
     return out
 

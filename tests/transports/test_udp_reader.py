@@ -506,12 +506,13 @@ def test_full_ring_pauses_reader_and_resumes(pool, caplog):
     stream.add_udp_reader(port, bind_hostname="127.0.0.1")
     # More than one batch (so the reader must pause), yet few and small enough
     # for the kernel buffer to hold while the ring is full.
-    send_all(heap_packets(100), ("127.0.0.1", port))
+    heaps = udp_transport.DATAGRAMS_PER_CALL + 50  # one datagram each
+    send_all(heap_packets(heaps), ("127.0.0.1", port))
     wait_for(lambda: stream.stats["worker_blocked"] >= 1)
     # Paused: the ring holds at most one batch beyond its capacity, the rest waits in the kernel.
-    assert 2 <= stream.ringbuffer.size() <= 2 + 64
+    assert 2 <= stream.ringbuffer.size() <= 2 + udp_transport.DATAGRAMS_PER_CALL
     with watchdog(stream):
-        check_heaps(list(stream), 100)
+        check_heaps(list(stream), heaps)
     # For UDP a full ring means the kernel may drop datagrams: worth a warning.
     assert caplog.text.count("UDP reader paused by a full ringbuffer") == 1
 
@@ -550,12 +551,12 @@ def receive_over_loopback(pool, packets, zero_copy, batch, max_size, out_of_orde
         ring = spead2.recv.RingStreamConfig(heaps=64, contiguous_only=False,
                                             incomplete_keep_payload_ranges=True)
         stream = spead2.recv.Stream(pool, config, ring)
-        saved = udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS
-        udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS = zero_copy, batch
+        saved = udp_transport._ZERO_COPY, udp_transport.DATAGRAMS_PER_CALL
+        udp_transport._ZERO_COPY, udp_transport.DATAGRAMS_PER_CALL = zero_copy, batch
         try:
             stream.add_udp_reader(sock, max_size=max_size)
         finally:
-            udp_transport._ZERO_COPY, udp_transport.BATCH_PACKETS = saved
+            udp_transport._ZERO_COPY, udp_transport.DATAGRAMS_PER_CALL = saved
         records = []
         with watchdog(stream):
             for heap in stream:
