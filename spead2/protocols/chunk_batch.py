@@ -36,6 +36,7 @@ __all__ = ["batch_rest", "joined_batch", "placement_of", "place_rows_into"]
 
 _SIGN = 1 << 63
 _WRAP = 1 << 64
+_ONES = b"\1" * 256
 
 
 def batch_rest(batch: PacketBatch, first: int) -> PacketBatch:
@@ -60,9 +61,22 @@ def joined_batch(packets: Sequence[Buffer]) -> PacketBatch:
     return PacketBatch(memoryview(b"".join(packets)), starts, sizes)
 
 
+def placement_rows(single: SingleHeaps) -> npt.NDArray[np.uint64]:
+    """An array of placement rows for the packets of ``single``, to fill.
+
+    Per packet: ``chunk_id`` (its bits), ``heap_index``, ``heap_offset``,
+    ``extra_offset``, ``extra_size`` (zero until placed), then the packet's
+    payload start in the batch's buffer and its length (a heap's length).
+    """
+    rows = np.zeros((len(single.fast), 7), dtype=np.uint64)
+    rows[:, 5] = single.start_array
+    rows[:, 6] = single.length_array
+    return rows
+
+
 def placement_of(rows: npt.NDArray[np.uint64], i: int) -> Placement:
     """Row ``i`` of a placement array as the tuple a place function returns."""
-    chunk_id, heap_index, heap_offset, extra_offset, extra_size = rows[i].tolist()
+    chunk_id, heap_index, heap_offset, extra_offset, extra_size = rows[i, :5].tolist()
     if chunk_id >= _SIGN:
         chunk_id -= _WRAP
     return chunk_id, heap_index, heap_offset, extra_offset, extra_size
@@ -81,7 +95,9 @@ def place_rows_into(
     if placer._pp:
         return False
     part = rows[first:end]
-    if part[:, 4].any():
+    if _place_regular(placer, view, part):
+        return True
+    if part[:, 4].any():  # the callers end a stretch at a heap with extra bytes; checked all the same
         return False
     chunk_id = part[:, 0].view(np.int64)
     count = end - first
@@ -128,6 +144,43 @@ def place_rows_into(
         stats[placer._rejected_index] += rejected
     if too_old:
         stats[placer._too_old_index] += too_old
+    return True
+
+
+def _place_regular(placer: ChunkPlacer, view: memoryview, part: npt.NDArray[np.uint64]) -> bool:
+    """The usual stretch, checked and written with the fewest numpy calls; False if it is not one.
+
+    Usual: heaps of one length ``L``, consecutive in one chunk of the window
+    (``heap_index`` up by one, ``heap_offset`` up by ``L``), no extra bytes,
+    payloads evenly spaced in the buffer, all within the chunk's bounds.
+    """
+    count = len(part)
+    chunk_id, index, offset, _, extra_size, start, length = part[0].tolist()
+    if extra_size or chunk_id < placer._tail or chunk_id > placer._head:  # also catches negative IDs' bits
+        return False
+    slot = placer._slots.get(chunk_id)
+    if slot is None:
+        return False
+    step = 0
+    if count > 1:
+        step = int(part[1, 5]) - start
+        if step <= 0:
+            return False
+        expected = np.array([0, 1, length, 0, 0, step, 0], dtype=np.uint64)
+        if not (np.diff(part, axis=0) == expected).all():
+            return False
+    last_index = index + count - 1
+    end = offset + count * length
+    if last_index >= slot.present_size or end > slot.data_size:
+        return False
+    if length:
+        source = np.ndarray((count, length), dtype=np.uint8, buffer=view, offset=start, strides=(step, 1))
+        np.ndarray((count, length), dtype=np.uint8, buffer=slot.data, offset=offset)[...] = source
+    slot.present[index : last_index + 1] = _ONES[:count] if count <= len(_ONES) else b"\1" * count
+    stats = placer._stats
+    stats[PACKETS] += count
+    stats[SINGLE_PACKET_HEAPS] += count
+    stats[HEAPS] += count
     return True
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .batch import MIN_VECTOR_BATCH, PacketBatch, SingleHeaps, immediate_values
-from .chunk_batch import batch_rest, joined_batch, place_rows_into, placement_of
+from .chunk_batch import batch_rest, joined_batch, place_rows_into, placement_of, placement_rows
 from .constants import HEAP_CNT_ID, HEAP_LENGTH_ID, PAYLOAD_LENGTH_ID, PAYLOAD_OFFSET_ID
 from .live_heaps import IMMEDIATE, LiveHeap, LiveHeapConfig, LiveHeapMachine, addresses_fit
 from .packet import decode_packet
@@ -541,8 +541,7 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
         cnts = single.cnt
         table = self._table
         items = single.items(self._item_ids)
-        # Placement rows (chunk_id's bits, heap_index, heap_offset, extra_offset,
-        # extra_size) when placements come as arrays.
+        # Placement rows (see chunk_batch.placement_rows) when placements come as arrays.
         out: npt.NDArray[np.uint64] | None = None
         place_rows = getattr(place, "place_rows", None)
         place_run = getattr(place, "place_run", None)
@@ -555,16 +554,19 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
         base = holder.ctypes.data if holder is not None else 0
         packets = sizes = None
         if place_rows is not None:
-            out = np.zeros((n, 5), dtype=np.uint64)
+            out = placement_rows(single)
             mask = single.fast_mask
-            out[mask] = place_rows(items[mask])
+            out[mask, :5] = place_rows(items[mask])
         elif place_run is not None:
-            out = np.zeros((n, 5), dtype=np.uint64)
+            out = placement_rows(single)
             packets = (single.start_array - header_size + base).astype(np.uint64)
             sizes = (single.length_array + header_size).astype(np.uint64)
         rows = items.tolist() if out is None else None
         payload_start = single.payload_start
         payload_end = single.payload_end
+        # Where each run of fast packets ends: the next packet that is not fast.
+        run_ends = np.flatnonzero(~single.fast_mask).tolist() + [n]
+        next_end = 0
         i = 0
         try:
             while i < n:
@@ -578,10 +580,11 @@ class ChunkPlacer(LiveHeapMachine[_ChunkHeap]):
                     continue
                 # The run of fast packets from i whose heaps are not live (the
                 # table does not change while they are placed).
-                j = i + 1
-                live = len(table) > 0
-                while j < n and fast[j] and not (live and table.get(cnts[j]) is not None):
-                    j += 1
+                while run_ends[next_end] <= i:
+                    next_end += 1
+                j = run_ends[next_end]
+                if len(table):
+                    j = next((k for k in range(i + 1, j) if table.get(cnts[k]) is not None), j)
                 if out is None:
                     assert rows is not None
                     while i < j and self._held is None:

@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 from spead2.protocols.batch import PacketBatch
 from spead2.protocols.chunk_batch import batch_rest, joined_batch, placement_of
 from spead2.protocols.chunking import NOT_READY, TOO_OLD, ChunkPlacer, chunk_stream_stat_configs
+from spead2.protocols.stats import HEAPS
 from spead2.recv._config import StreamConfig
 from tests.core.test_batch import cut, single_configs, single_packet_streams
+from tests.helpers.packets import packet
 
 numba = pytest.importorskip("numba")
 scipy = pytest.importorskip("scipy")
@@ -262,3 +264,18 @@ def test_batch_rest_is_one_copy_of_the_remaining_packets_unless_the_buffer_is_st
     data[:] = bytes(len(data))  # the reader reuses its buffer
     assert [bytes(p) for p in rest] == [b"bbb", b"ccccc", b"dd"]
     assert [bytes(p) for p in joined_batch([b"xy", b"z"])] == [b"xy", b"z"]
+
+
+@pytest.mark.parametrize("kind", ["driver", "vector"])
+def test_plain_stream_of_full_heaps_written_in_stretches(kind):
+    """Heaps filling their slots back to back (what instruments send): every heap lands,
+    as packet by packet; most of them through the one-copy-per-stretch path."""
+    packets = [packet(cnt, CNT_SIZE, 0, bytes((cnt + i) % 251 for i in range(CNT_SIZE))) for cnt in range(1, 60)]
+    table = [[row // 4, row % 4, (row % 4) * CNT_SIZE, 0, 0] for row in range(TABLE_ROWS)]
+    reference = "c" if kind == "driver" else "vector"
+    expected = run({}, packets, None, table, reference)
+    got = run({}, packets, cut(packets, [24]), table, kind)
+    assert got == expected
+    chunks, _, stats, _ = got
+    assert stats[HEAPS] == 59
+    assert all(present == b"\1" * 4 + bytes(4) for _, present, _ in list(chunks.values())[1:-1])
