@@ -29,7 +29,7 @@ from .packet import decode_packet
 
 __all__ = [
     "PacketBatch", "Run", "SingleHeaps", "regular_runs", "run_rows", "single_packet_heaps", "packets_like",
-    "MIN_VECTOR_BATCH", "HEADER_SIZE", "MAX_SINGLE_POINTERS",
+    "equal_packets", "MIN_VECTOR_BATCH", "HEADER_SIZE", "MAX_SINGLE_POINTERS", "MAX_EQUAL_BREAKS",
 ]
 
 #: Size of a regular packet's header and pointers; its payload starts here.
@@ -38,6 +38,10 @@ HEADER_SIZE = 40
 MIN_VECTOR_BATCH = 8
 #: :func:`single_packet_heaps` leaves packets with more item pointers than this to the packet path.
 MAX_SINGLE_POINTERS = 64
+#: :func:`equal_packets` finds no runs among packets that break them more often than this.
+MAX_EQUAL_BREAKS = 16
+#: The bits of a header word that :func:`.packet.decode_packet` checks (16-31 are reserved).
+_HEADER_MASK = 0xFFFFFFFF0000FFFF
 _ARANGE = np.arange(HEADER_SIZE, dtype=np.intp)
 _WORD_RANGE = np.arange(HEADER_SIZE // 8, dtype=np.intp)
 #: Per address width in bytes: ``word >> hab`` of immediate HEAP_CNT, HEAP_LENGTH,
@@ -60,17 +64,26 @@ class PacketBatch(Sequence[memoryview]):
     packets cheaply. ``stable``: the buffer stays as it is after the call
     (the memory reader's), so packets set aside for later need no copy;
     otherwise (a reader's reused receive buffer) they are copied.
+
+    ``runs``, if given, are runs of two packets or more (:class:`Run`, by
+    index in this batch) that :func:`equal_packets` found while framing
+    the batch, in order: :func:`regular_runs` then takes them as they are,
+    every other packet alone, instead of parsing the batch again.
     """
 
-    __slots__ = ("view", "starts", "sizes", "stable")
+    __slots__ = ("view", "starts", "sizes", "stable", "runs")
 
-    def __init__(self, view: memoryview, starts: Positions, sizes: Positions, stable: bool = False) -> None:
+    def __init__(
+        self, view: memoryview, starts: Positions, sizes: Positions, stable: bool = False,
+        runs: list[Run] | None = None,
+    ) -> None:
         if len(starts) != len(sizes):
             raise ValueError(f"{len(starts)} starts but {len(sizes)} sizes")
         self.view = view
         self.starts = starts
         self.sizes = sizes
         self.stable = stable
+        self.runs = runs
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -117,6 +130,11 @@ class Run:
         self.hab = hab
 
 
+def _header_word(address_width: int) -> int:
+    """The header word of a packet with exactly the four per-packet pointers (reserved bits 0)."""
+    return (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
+
+
 def _words(view: memoryview, starts: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
     """The first five big-endian 64-bit words of each packet: ``(n, 5)``."""
     alignment = int(starts[0]) & 7
@@ -141,6 +159,9 @@ def regular_runs(batch: PacketBatch) -> tuple[list[Run], npt.NDArray[np.intp]] |
     view = batch.view
     if n < MIN_VECTOR_BATCH:
         return None
+    if batch.runs:
+        found = _with_single_packets(batch.runs, n)
+        return None if found is None else (found, np.asarray(batch.starts, dtype=np.intp))
     # Most batches of small heaps have no run at all (each packet its own
     # heap, with more than the four per-packet pointers): a look at three
     # packets' pointer counts saves parsing the batch.
@@ -200,6 +221,20 @@ def regular_runs(batch: PacketBatch) -> tuple[list[Run], npt.NDArray[np.intp]] |
     return runs, starts
 
 
+def _with_single_packets(found: list[Run], n: int) -> list[Run] | None:
+    """``found`` (runs in order) with every packet of ``n`` outside them as a run of its own."""
+    runs: list[Run] = []
+    following = 0  # the first packet not yet in ``runs``
+    for run in found:
+        runs += [Run(i, i, 0, 0, 0, -1, run.hab) for i in range(following, run.first)]
+        runs.append(run)
+        following = run.last + 1
+    if len(runs) + n - following - 1 > n // 2:
+        return None  # hardly any runs: as regular_runs
+    runs += [Run(i, i, 0, 0, 0, -1, 0) for i in range(following, n)]
+    return runs
+
+
 def run_rows(
     view: memoryview, starts: npt.NDArray[np.intp], first: int, last: int, plen: int
 ) -> npt.NDArray[np.uint8] | None:
@@ -235,28 +270,81 @@ def same_size_packets(view: memoryview, offset: int, size: int, count: int) -> i
     PAYLOAD_LENGTH of ``size - 40`` (what :func:`.packet.packet_size` reads
     for such a packet) and the packet ends within ``view``.
     """
+    return _framed_rows(view, offset, size, count)[0]
+
+
+def _framed_rows(
+    view: memoryview, offset: int, size: int, count: int
+) -> tuple[int, npt.NDArray[np.uint64] | None, int]:
+    """:func:`same_size_packets`, with the header words of the packets it counts and their address width.
+
+    Returns ``(k, rows, address_width)``: ``rows`` is a strided ``(k, 5)``
+    big-endian view of the packets' first five words (``None`` if ``k`` is 0).
+    """
     count = min(count, (len(view) - offset) // size) if size >= HEADER_SIZE else 0
     if count <= 0:
-        return 0
-    first = int.from_bytes(view[offset : offset + 8])
-    address_width = (first >> 32) & 0xFF
+        return 0, None, 0
+    address_width = (int.from_bytes(view[offset : offset + 8]) >> 32) & 0xFF
     if not 0 < address_width < 8:
-        return 0
+        return 0, None, 0
     hab = 8 * address_width
-    expected_header = (
-        (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
-    )
-    if (first & 0xFFFFFFFF0000FFFF) != expected_header:
-        return 0
-    # The packets are evenly spaced by assumption: strided views, no gather.
-    headers = np.ndarray((count,), dtype=">u8", buffer=view, offset=offset, strides=(size,))
-    lasts = np.ndarray((count,), dtype=">u8", buffer=view, offset=offset + 32, strides=(size,))
     plen_word = (((IMMEDIATE >> hab) | 4) << hab) | (size - HEADER_SIZE)
-    good = ((headers & np.uint64(0xFFFFFFFF0000FFFF)) == np.uint64(expected_header)) & (
-        lasts == np.uint64(plen_word)
+    # The packets are evenly spaced by assumption: a strided view, no gather.
+    rows = np.ndarray((count, 5), dtype=">u8", buffer=view, offset=offset, strides=(size, 8))
+    good = ((rows[:, 0] & np.uint64(_HEADER_MASK)) == np.uint64(_header_word(address_width))) & (
+        rows[:, 4] == np.uint64(plen_word)
     )
-    bad = np.flatnonzero(~good)
-    return int(bad[0]) if len(bad) else count
+    if not good.all():
+        count = int(np.flatnonzero(~good)[0])
+        rows = rows[:count]
+    return count, rows if count else None, address_width
+
+
+def equal_packets(view: memoryview, template: int, size: int, count: int, index: int) -> tuple[int, list[Run]]:
+    """:func:`same_size_packets` from ``template`` (a packet of ``size`` bytes) on, and their runs.
+
+    Returns ``(k, runs)``: ``k`` is what :func:`same_size_packets` counts
+    from the template (0 if the template is not such a packet); ``runs``
+    are the runs of two packets or more among those ``k`` packets
+    (:class:`Run`, the template numbered ``index``), each a run as
+    :func:`regular_runs` defines one (a change of the header's reserved
+    bits also ends one here). One look at each packet's header frames it
+    and places it in its run: a reader of memory hands the runs over with
+    the batch (:class:`PacketBatch` ``runs``), so the batch is not parsed again.
+    """
+    count, rows, address_width = _framed_rows(view, template, size, count)
+    plen = size - HEADER_SIZE
+    if rows is None or count < 2 or not plen:
+        return count, []
+    hab = 8 * address_width
+    # Packet j continues packet j - 1 exactly when its header words are
+    # j - 1's with PAYLOAD_OFFSET advanced by plen.
+    continuing = rows[1:] - rows[:-1] == np.array([0, 0, 0, plen, 0], dtype=np.uint64)
+    if continuing.all():
+        cuts = [0, count]  # the usual case: one candidate run
+    else:
+        breaks = np.flatnonzero(~continuing)
+        if len(breaks) > 5 * MAX_EQUAL_BREAKS:
+            return count, []  # broken up (hostile?): these packets take the packet path
+        cuts = [0, *dict.fromkeys(1 + i // 5 for i in breaks.tolist()), count]
+    cnt_key, length_key, offset_key = ((IMMEDIATE >> hab) | k for k in range(1, 4))
+    mask = (1 << hab) - 1
+    runs = []
+    for c0, c1 in zip(cuts[:-1], cuts[1:], strict=True):
+        if c1 - c0 < 2:
+            continue
+        # The words of packets c0 + 1 .. c1 - 1 are c0's but for the offset,
+        # so its checks are theirs, and they are regular while their payload
+        # fits in the heap (the offset then never carries into the key).
+        _, cnt_word, length_word, offset_word, _ = rows[c0].tolist()
+        length = length_word & mask
+        offset = offset_word & mask
+        if cnt_word >> hab != cnt_key or length_word >> hab != length_key or offset_word >> hab != offset_key:
+            continue
+        fit = min(c1 - c0, (length - offset) // plen)  # < 1 if the first is beyond the heap
+        if fit >= 2:
+            runs.append(Run(index + c0, index + c0 + fit - 1, cnt_word & mask, length, offset, plen, hab))
+    return count, runs
 
 
 def packets_like(view: memoryview, template: int, size: int, count: int) -> int:

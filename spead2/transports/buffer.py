@@ -8,7 +8,7 @@ from collections.abc import Buffer, Callable
 import numpy as np
 
 from .._log import log_limited
-from ..protocols.batch import PacketBatch, packets_like, same_size_packets
+from ..protocols.batch import PacketBatch, Run, equal_packets, packets_like
 from ..protocols.packet import PacketError, packet_size
 from .base import BATCH_BYTES, BATCH_MAX_PACKETS, PAUSE, STOP, Reader, StreamSink
 
@@ -54,6 +54,7 @@ class BufferReader(Reader):
         batch_start = offset
         sizes: list[int] = []
         counts: list[int] = []
+        runs: list[Run] = []  # found while framing (see equal_packets)
         n = 0
         batch_end = min(end, offset + BATCH_BYTES)
         previous = 0
@@ -78,7 +79,10 @@ class BufferReader(Reader):
                 room = min(-(-(batch_end - offset) // size), BATCH_MAX_PACKETS - n)
                 if room >= _MIN_GUESS:
                     if view[start + 6] == 0 and view[start + 7] == 4:  # only the per-packet items
-                        k = same_size_packets(view, offset, size, room)
+                        # Framed from the second packet, which may start a run.
+                        k, found = equal_packets(view, start, size, room + 1, n - 1)
+                        k = max(k - 1, 0)
+                        runs += found
                     else:
                         k = packets_like(view, start, size, room)
                     if k:
@@ -94,7 +98,8 @@ class BufferReader(Reader):
             starts[0] = batch_start
             np.cumsum(packet_sizes[:-1], out=starts[1:])
             starts[1:] += batch_start
-        verdict = sink.feed(PacketBatch(view, starts, packet_sizes, stable=True))  # the user's buffer, kept
+        # The user's buffer, kept; with the runs found while framing.
+        verdict = sink.feed(PacketBatch(view, starts, packet_sizes, stable=True, runs=runs))
         if verdict == STOP:
             return STOP
         if offset >= end:

@@ -18,6 +18,7 @@ from spead2.protocols.assembler import HeapAssembler, stream_stat_configs
 from spead2.protocols.batch import (
     MIN_VECTOR_BATCH,
     PacketBatch,
+    equal_packets,
     immediate_values,
     packets_like,
     regular_runs,
@@ -29,7 +30,7 @@ from spead2.protocols.chunking import NOT_READY, ChunkPlacer, chunk_stream_stat_
 from spead2.protocols.heaps import Heap, IncompleteHeap
 from spead2.protocols.live_heaps import stop_words
 from spead2.recv._config import RingStreamConfig, StreamConfig
-from tests.helpers.packets import ITEM, addr, imm, packet
+from tests.helpers.packets import ITEM, addr, imm, packet, raw_packet
 
 STOP_ID = 6
 
@@ -484,6 +485,56 @@ def test_same_size_packets_counts_until_the_first_other():
     assert same_size_packets(data, len(packets[0]), size, 4) == 4
     assert same_size_packets(data, 0, len(packets[0]), 5) == 0  # not a four-pointer packet
     assert same_size_packets(data[: len(packets[0]) + 3 * size + 10], len(packets[0]), size, 100) == 3
+
+
+def test_equal_packets_frames_and_finds_runs_in_one_look():
+    """Framing as same_size_packets; runs only where every packet is what the packet path reads."""
+    plen = 24
+
+    def heap(cnt, length, offsets, hab=40):
+        return [packet(cnt, length, off, bytes(plen), (), hab) for off in offsets]
+
+    def found(packets, index=3):
+        data = memoryview(b"".join(packets))
+        size = 40 + plen
+        k, runs = equal_packets(data, 0, size, 100, index)
+        assert k == same_size_packets(data, 0, size, 100)
+        return k, [(r.first - index, r.last - index, r.cnt, r.length, r.offset, r.plen) for r in runs]
+
+    offsets = [plen * j for j in range(10)]
+    assert found(heap(7, 10 * plen, offsets)) == (10, [(0, 9, 7, 10 * plen, 0, plen)])
+    assert found(heap(7, 10 * plen, offsets, hab=48)) == (10, [(0, 9, 7, 10 * plen, 0, plen)])
+    # Another heap, or the same heap with another HEAP_LENGTH, or out of line: a new run.
+    assert found(heap(7, 10 * plen, offsets[:4]) + heap(8, 10 * plen, offsets[4:])) == (
+        10, [(0, 3, 7, 10 * plen, 0, plen), (4, 9, 8, 10 * plen, 4 * plen, plen)]
+    )
+    assert found(heap(7, 10 * plen, offsets[:4]) + heap(7, 11 * plen, offsets[4:]))[1] == [
+        (0, 3, 7, 10 * plen, 0, plen), (4, 9, 7, 11 * plen, 4 * plen, plen)
+    ]
+    assert found(heap(7, 10 * plen, offsets[:4] + [p + 1 for p in offsets[4:]]))[1] == [
+        (0, 3, 7, 10 * plen, 0, plen), (4, 8, 7, 10 * plen, 4 * plen + 1, plen)  # the last ends past the heap
+    ]
+    # Continuing past the heap's end: the run stops at it; wholly beyond: none.
+    assert found(heap(7, 6 * plen, offsets))[1] == [(0, 5, 7, 6 * plen, 0, plen)]
+    assert found(heap(7, 2 * plen, offsets[3:]))[1] == []
+    # Reserved header bits ignored by framing, but a change of them ends a run.
+    marked = [bytes([*p[:4], 0xBE, 0xEF, *p[6:]]) if i >= 5 else p for i, p in enumerate(heap(7, 10 * plen, offsets))]
+    assert found(marked) == (10, [(0, 4, 7, 10 * plen, 0, plen), (5, 9, 7, 10 * plen, 5 * plen, plen)])
+    # Packets framed in bulk whose first three pointers are not the fields: no run.
+    for first_three in (
+        lambda off: [imm(2, 10 * plen), imm(1, 7), imm(3, off)],
+        lambda off: [imm(1, 7), imm(ITEM, 5), imm(3, off)],
+        lambda off: [imm(1, 7), imm(2, 10 * plen), addr(3, off)],
+        lambda off: [addr(1, 7), imm(2, 10 * plen), imm(3, off)],
+        lambda off: [imm(1, 7), addr(2, 10 * plen), imm(3, off)],
+    ):
+        odd = [raw_packet([*first_three(off), imm(4, plen)], bytes(plen)) for off in offsets]
+        assert found(odd) == (10, [])
+    # Framing ends at the first packet of another size or layout; the template must be one.
+    assert found(heap(7, 10 * plen, offsets[:6]) + [packet(7, 10 * plen, 6 * plen, bytes(plen - 8))]) == (
+        6, [(0, 5, 7, 10 * plen, 0, plen)]
+    )
+    assert found([packet(7, 10 * plen, 0, bytes(plen - 8), (imm(ITEM, 1),)), *heap(7, 10 * plen, offsets[1:])]) == (0, [])
 
 
 def test_batch_length_mismatch_rejected():

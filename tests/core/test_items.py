@@ -689,15 +689,15 @@ def test_update_plan_matches_general_path(data: Any) -> None:
     (values of any length, unknown and reserved IDs, immediates, two pointers at
     one address) and changes made to items in between: both paths agree."""
     # Layouts that come back heap after heap: (id, length) lists.
-    layout_ids = st.sampled_from([*_IDS, 0x2000, 0x3])
+    layout_ids = st.sampled_from([*_IDS, *_IDS, 0x2000, 0x3])
     layouts = data.draw(st.lists(
-        st.lists(st.tuples(layout_ids, st.integers(0, 20)), min_size=0, max_size=4),
-        min_size=1, max_size=3,
+        st.lists(st.tuples(layout_ids, st.integers(0, 12)), min_size=1, max_size=3),
+        min_size=1, max_size=2,
     ))
     fast, general = spead2.ItemGroup(), spead2.ItemGroup()
     new_order = data.draw(st.sampled_from(["=", "|", ">"]))
-    for cnt in range(1, data.draw(st.integers(1, 14)) + 1):
-        event = data.draw(st.sampled_from(["descriptors", "values", "values", "values", "change"]))
+    for cnt in range(1, data.draw(st.integers(1, 20)) + 1):
+        event = data.draw(st.sampled_from(["descriptors", "values", "values", "change"]))
         if event == "descriptors":
             heap = _descriptor_heap(data.draw(_descriptor_specs()), cnt)
         elif event == "values":
@@ -710,9 +710,12 @@ def test_update_plan_matches_general_path(data: Any) -> None:
         else:
             # Changed in place between heaps, on both groups alike.
             item_id = data.draw(st.sampled_from(_IDS))
-            change = data.draw(st.sampled_from(["shape", "dtype", "name", "value"]))
+            change = data.draw(st.sampled_from(["shape", "shape", "dtype", "name", "value", "replace"]))
             shape = data.draw(st.sampled_from([(1,), (2,), (3,), ()]))
             for group in (fast, general):
+                if change == "replace":  # by the application: a new Item object
+                    group.add_item(item_id, "r", "d", shape, dtype=">u2")
+                    continue
                 if item_id not in group:
                     continue
                 item = group[item_id]
