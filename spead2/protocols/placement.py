@@ -123,8 +123,14 @@ class Placement:
         self.plen = plen
         row = -1 if plan is None else plan.row(cnt, hab, length, offset, plen)
         if row < 0 or row + min(limit, -(-(length - offset) // plen)) > len(plan.offsets):  # type: ignore[union-attr]
-            plan = PacketPlan(cnt, hab, length, offset, plen, plan)
-            row = 0
+            # From the first place of the heap's grid of ``plen`` payloads (so the
+            # next heap of a series, continued from another offset, has the same
+            # plan shape), unless that makes the plan too long.
+            base = offset % plen
+            if -(-(length - base) // plen) > MAX_PLANNED:
+                base = offset
+            plan = PacketPlan(cnt, hab, length, base, plen, plan)
+            row = (offset - base) // plen
         assert plan is not None
         self.plan = plan
         end = min(row + limit, len(plan.offsets))

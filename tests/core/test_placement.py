@@ -384,9 +384,11 @@ def test_in_order_heaps_are_copied_as_predicted(spacing):
 def test_the_next_heap_of_a_series_reuses_the_plans_arrays():
     out = []
     asm, _ = assembler({"max_heaps": 2}, out)
-    for cnt in (1, 2):
+    # The second heap is first predicted from another offset: the plans are
+    # laid out on the heap's grid of payloads, so they still have one shape.
+    for cnt, known in ((1, 2), (2, 5)):
         packets = heap_packets(cnt, 64 * 20, 64)
-        for p in packets[:2]:
+        for p in packets[:known]:
             asm.add_packet(p)
         placement = make_placement(asm, 4)
         if cnt == 1:
@@ -394,7 +396,8 @@ def test_the_next_heap_of_a_series_reuses_the_plans_arrays():
         else:
             assert placement.plan is not first
             assert placement.plan.offsets is first.offsets and placement.plan.sizes is first.sizes
-        assert [bytes(h) for h in placement.headers] == [p[:HEADER_SIZE] for p in packets[2:6]]
-        for p in packets[2:]:
+        assert placement.offsets.tolist() == [64 * (known + i) for i in range(4)]
+        assert [bytes(h) for h in placement.headers] == [p[:HEADER_SIZE] for p in packets[known : known + 4]]
+        for p in packets[known:]:
             asm.add_packet(p)
     assert [h.cnt for h in out] == [1, 2]
