@@ -29,7 +29,7 @@ from .packet import decode_packet
 
 __all__ = [
     "PacketBatch", "Run", "SingleHeaps", "regular_runs", "run_rows", "single_packet_heaps", "packets_like",
-    "equal_packets", "MIN_VECTOR_BATCH", "HEADER_SIZE", "MAX_SINGLE_POINTERS", "MAX_EQUAL_BREAKS",
+    "equal_packets", "framed_like", "MIN_VECTOR_BATCH", "HEADER_SIZE", "MAX_SINGLE_POINTERS", "MAX_EQUAL_BREAKS",
 ]
 
 #: Size of a regular packet's header and pointers; its payload starts here.
@@ -69,13 +69,18 @@ class PacketBatch(Sequence[memoryview]):
     index in this batch) that :func:`equal_packets` found while framing
     the batch, in order: :func:`regular_runs` then takes them as they are,
     every other packet alone, instead of parsing the batch again.
+
+    ``framed``, if given, is ``(first, rows)`` from :func:`framed_like`:
+    packets ``first`` to ``first + len(rows) - 1`` lie evenly spaced and are
+    framed like packet ``first``, and ``rows`` are their header words and
+    item pointers, which :func:`single_packet_heaps` then reads from it.
     """
 
-    __slots__ = ("view", "starts", "sizes", "stable", "runs")
+    __slots__ = ("view", "starts", "sizes", "stable", "runs", "framed")
 
     def __init__(
         self, view: memoryview, starts: Positions, sizes: Positions, stable: bool = False,
-        runs: list[Run] | None = None,
+        runs: list[Run] | None = None, framed: tuple[int, npt.NDArray[np.uint64]] | None = None,
     ) -> None:
         if len(starts) != len(sizes):
             raise ValueError(f"{len(starts)} starts but {len(sizes)} sizes")
@@ -84,6 +89,7 @@ class PacketBatch(Sequence[memoryview]):
         self.sizes = sizes
         self.stable = stable
         self.runs = runs
+        self.framed = framed
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -359,33 +365,51 @@ def packets_like(view: memoryview, template: int, size: int, count: int) -> int:
     ends within ``view``: framing a byte stream of equal packets of any
     layout without measuring them one by one.
     """
+    return framed_like(view, template, size, count)[0]
+
+
+def framed_like(
+    view: memoryview, template: int, size: int, count: int
+) -> tuple[int, npt.NDArray[np.uint64] | None]:
+    """:func:`packets_like`, with the header words of the template and the packets it counts.
+
+    Returns ``(k, rows)``: ``rows`` is a strided ``(1 + k, 1 + pointers)``
+    big-endian view of the header word and item pointers of the template
+    and the ``k`` packets (``None`` if ``k`` is 0). A reader of memory hands
+    it over with the batch (:class:`PacketBatch` ``framed``), so that
+    :func:`single_packet_heaps` reads these headers from it and does not
+    check again what framing checked.
+    """
     offset = template + size
     count = min(count, (len(view) - offset) // size)
     if count <= 0 or size < 8:
-        return 0
+        return 0, None
     first = int.from_bytes(view[template : template + 8])
     address_width = (first >> 32) & 0xFF
     n = first & 0xFFFF
     if not 0 < address_width < 8 or not 0 < n <= MAX_SINGLE_POINTERS or 8 + 8 * n > size:
-        return 0
+        return 0, None
     hab = np.uint64(8 * address_width)
     pointers = np.ndarray((n,), dtype=">u8", buffer=view, offset=template + 8)
     keys = pointers >> hab
     plen_key = (IMMEDIATE >> (8 * address_width)) | 4
     plen_slots = np.flatnonzero(keys == np.uint64(plen_key))
     if not len(plen_slots):
-        return 0
+        return 0, None
     slot = int(plen_slots[-1])
-    # The packets are evenly spaced by assumption: strided views, no gather.
-    headers = np.ndarray((count,), dtype=">u8", buffer=view, offset=offset, strides=(size,))
-    others = np.ndarray((count, n), dtype=">u8", buffer=view, offset=offset + 8, strides=(size, 8))
+    # The packets are evenly spaced by assumption: a strided view, no gather.
+    rows = np.ndarray((1 + count, 1 + n), dtype=">u8", buffer=view, offset=template, strides=(size, 8))
+    others = rows[1:, 1:]
     good = (
-        (headers == np.uint64(first))
+        (rows[1:, 0] == np.uint64(first))
         & ((others >> hab) == keys).all(axis=1)
         & (others[:, slot] == pointers[slot])
     )
     bad = np.flatnonzero(~good)
-    return int(bad[0]) if len(bad) else count
+    if len(bad):
+        count = int(bad[0])
+        rows = rows[: 1 + count]
+    return count, rows if count else None
 
 
 def immediate_values(
@@ -554,8 +578,27 @@ def single_packet_heaps(batch: PacketBatch, stop_words: list[int] | None) -> Sin
     # must be header + payload); clamp where its words are read so the
     # gather stays inside the buffer.
     limit = len(view) - payload_start
-    read_at = np.minimum(starts, limit) if int(starts.max()) > limit else starts
-    words = _gather_words(view, read_at, n_words)
+    framed = batch.framed
+    if framed is not None and framed[0] <= middle < framed[0] + len(framed[1]) and framed[1].shape[1] == n_words:
+        # The template is one of the packets the reader framed like the
+        # first of them: they all have its header word and pointer IDs and
+        # modes (so its number of words), and their words are at hand.
+        first, rows = framed
+        last = first + len(rows)
+        if first == 0 and last == n:
+            words = rows.astype(np.uint64)  # the usual batch: one stretch
+            like = None
+        else:
+            words = np.empty((n, n_words), dtype=np.uint64)
+            words[first:last] = rows
+            outside = np.r_[0:first, last:n]
+            others = words[outside] = _gather_words(view, np.minimum(starts[outside], limit), n_words)
+            like = np.ones(n, dtype=bool)
+            like[outside] = (others[:, 0] == template[0]) & ((others[:, 1:] >> shift) == keys).all(axis=1)
+    else:
+        read_at = np.minimum(starts, limit) if int(starts.max()) > limit else starts
+        words = _gather_words(view, read_at, n_words)
+        like = (words[:, 0] == template[0]) & ((words[:, 1:] >> shift) == keys).all(axis=1)
     mask = np.uint64((1 << hab) - 1)
     cnt = words[:, 1] & mask
     length = words[:, 2] & mask
@@ -563,12 +606,12 @@ def single_packet_heaps(batch: PacketBatch, stop_words: list[int] | None) -> Sin
     rest = words[:, 5:]
     immediate = (keys[4:] >> np.uint64(63 - hab)).astype(bool)  # per pointer column
     fast = (
-        (words[:, 0] == template[0])
-        & ((words[:, 1:] >> shift) == keys).all(axis=1)
-        & ((words[:, 3] & mask) == 0)
+        ((words[:, 3] & mask) == 0)
         & (plen == length)
         & (plen + np.uint64(payload_start) == sizes.astype(np.uint64))
     )
+    if like is not None:
+        fast &= like
     if not immediate.all():
         # Addressed pointers: the template's words exactly (so the addresses fit).
         fast &= (rest[:, ~immediate] == template[5:][~immediate]).all(axis=1)

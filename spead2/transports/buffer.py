@@ -8,7 +8,7 @@ from collections.abc import Buffer, Callable
 import numpy as np
 
 from .._log import log_limited
-from ..protocols.batch import PacketBatch, Run, equal_packets, packets_like
+from ..protocols.batch import PacketBatch, Run, equal_packets, framed_like
 from ..protocols.packet import PacketError, packet_size
 from .base import BATCH_BYTES, BATCH_MAX_PACKETS, PAUSE, STOP, Reader, StreamSink
 
@@ -55,6 +55,9 @@ class BufferReader(Reader):
         sizes: list[int] = []
         counts: list[int] = []
         runs: list[Run] = []  # found while framing (see equal_packets)
+        # The longest stretch framed like its first packet, with its header
+        # words (see framed_like): (index of its first packet, words).
+        framed: tuple[int, np.ndarray] | None = None
         n = 0
         batch_end = min(end, offset + BATCH_BYTES)
         previous = 0
@@ -84,7 +87,17 @@ class BufferReader(Reader):
                         k = max(k - 1, 0)
                         runs += found
                     else:
-                        k = packets_like(view, start, size, room)
+                        # Framed from the first of the two: its header words
+                        # then cover the batch from its start (for single_packet_heaps).
+                        k, rows = framed_like(view, start - size, size, room + 1)
+                        first = n - 2
+                        if k:
+                            k -= 1  # the second is counted
+                        else:  # the second is not framed like the first
+                            k, rows = framed_like(view, start, size, room)
+                            first = n - 1
+                        if rows is not None and (framed is None or len(rows) > len(framed[1])):
+                            framed = (first, rows)
                     if k:
                         sizes.append(size)
                         counts.append(k)
@@ -99,7 +112,7 @@ class BufferReader(Reader):
             np.cumsum(packet_sizes[:-1], out=starts[1:])
             starts[1:] += batch_start
         # The user's buffer, kept; with the runs found while framing.
-        verdict = sink.feed(PacketBatch(view, starts, packet_sizes, stable=True, runs=runs))
+        verdict = sink.feed(PacketBatch(view, starts, packet_sizes, stable=True, runs=runs, framed=framed))
         if verdict == STOP:
             return STOP
         if offset >= end:

@@ -19,6 +19,7 @@ from spead2.protocols.batch import (
     MIN_VECTOR_BATCH,
     PacketBatch,
     equal_packets,
+    framed_like,
     immediate_values,
     packets_like,
     regular_runs,
@@ -429,6 +430,10 @@ def test_packets_like_frames_equal_packets_of_any_layout():
     packets[6] = packet(6, 16, 0, b"y" * 16, (imm(ITEM + 1, 6, hab), addr(ITEM, 0, hab)), hab)  # same size, other IDs
     data = memoryview(b"".join(packets))
     assert packets_like(data, 0, size, 100) == 5
+    k, rows = framed_like(data, 0, size, 100)  # the same count, with the template's and their header words
+    assert k == 5 and rows is not None
+    assert rows.tolist() == [np.frombuffer(p[:56], dtype=">u8").tolist() for p in packets[:6]]
+    assert framed_like(data, 6 * size, size, 100) == (0, None)
     assert packets_like(data, 0, size, 3) == 3
     assert packets_like(data, 6 * size, size, 100) == 0  # packets 7 to 9 differ from packet 6
     assert packets_like(data[: 3 * size + 5], 0, size, 100) == 2  # packet 3 does not end in the buffer

@@ -6,7 +6,10 @@ them over with the batch. Whatever the bytes, its batches must hold exactly
 the packets that framing one packet at a time finds, and the heap assembler
 fed those batches must deliver what the packet path delivers from the same
 packets (the packet path defines correct behaviour), with or without the
-runs found while framing.
+runs found while framing. For single-packet heaps, framing also hands over
+the header words of the longest stretch of packets framed alike
+(``framed_like``): ``single_packet_heaps`` must find from them what it
+finds parsing the batch itself.
 """
 
 from __future__ import annotations
@@ -14,14 +17,26 @@ from __future__ import annotations
 import struct
 from unittest import mock
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spead2.protocols.batch import PacketBatch
+from spead2.protocols.batch import PacketBatch, single_packet_heaps
+from spead2.protocols.live_heaps import stop_words
 from spead2.protocols.packet import PacketError, decode_packet, packet_size
 from spead2.transports import buffer
 from spead2.transports.base import GO, STOP
-from tests.core.test_batch import configs, run_assembler, streams
+from tests.core.test_batch import (
+    CTRL_START,
+    CTRL_STOP,
+    STREAM_CTRL,
+    configs,
+    run_assembler,
+    run_placer,
+    single_configs,
+    single_packet_streams,
+    streams,
+)
 from tests.helpers.packets import ITEM, addr, imm, packet, raw_packet
 
 
@@ -194,3 +209,125 @@ def test_runs_found_while_framing():
     # run 2-19 is found; 20 is short.
     assert [(r.first, r.last, r.offset, r.plen, r.cnt) for r in batch.runs] == [(2, 19, 128, 64, 5)]
     assert run_assembler({}, packets, sink.batches)[0][0][4] == payload
+
+
+def _single_heaps_record(batch: PacketBatch, stop: bool) -> tuple | None:
+    found = single_packet_heaps(batch, stop_words(True) if stop else None)
+    if found is None:
+        return None
+    return tuple(
+        value.tolist() if isinstance(value, np.ndarray) else value
+        for value in (getattr(found, name) for name in found.__slots__)
+    )
+
+
+def check_framed(packets: list[bytes], config_args: dict, batch_bytes: int) -> int:
+    """The reader's framed stretches are what they claim; the single-heap pass finds the same with them.
+
+    Returns how many batches had a stretch the single-heap pass used.
+    """
+    data = b"".join(packets)
+    sink = read_batches(data, batch_bytes)
+    used = 0
+    for batch in sink.batches:
+        bare = PacketBatch(batch.view, batch.starts, batch.sizes, batch.stable, batch.runs)
+        if batch.framed is not None:
+            first, rows = batch.framed
+            template = batch[first]
+            header = struct.unpack_from(">Q", template)[0]
+            pointers = header & 0xFFFF
+            hab = 8 * ((header >> 32) & 0xFF)
+            words = [struct.unpack_from(f">{1 + pointers}Q", batch[first + j]) for j in range(len(rows))]
+            assert rows.tolist() == [list(w) for w in words]
+            for j, w in enumerate(words):
+                assert len(batch[first + j]) == len(template) and w[0] == header
+                assert [x >> hab for x in w[1:]] == [x >> hab for x in words[0][1:]]
+            used += (first <= len(batch) // 2 < first + len(rows))
+        for stop in (False, True):
+            assert _single_heaps_record(batch, stop) == _single_heaps_record(bare, stop)
+    check_reader(packets, config_args, batch_bytes)
+    without = [PacketBatch(b.view, b.starts, b.sizes, b.stable, b.runs) for b in sink.batches]
+    expected, _ = framed_one_by_one(data)
+    by_packet = run_placer(config_args, 0, expected, None)
+    assert run_placer(config_args, 0, expected, sink.batches) == by_packet
+    assert run_placer(config_args, 0, expected, without) == by_packet
+    return used
+
+
+@st.composite
+def framed_single_streams(draw):
+    """Single-packet heaps of one layout and size, which the reader frames in bulk, with look-alikes.
+
+    Look-alikes of the same size that framing counts but that are not whole
+    heaps (an offset, another heap length, a stop item, an address beyond
+    the heap); of the same size that framing stops at (pointers in another
+    order, reserved header bits; also as the second packet of a batch, so
+    the stretch starts at it); packets of another size, also a few first.
+    """
+    hab = draw(st.sampled_from([40, 48]))
+    size = draw(st.sampled_from([8, 13, 64]))
+    extra = draw(st.sampled_from([
+        lambda cnt, address=0: (addr(ITEM, address, hab),),
+        lambda cnt, address=0: (addr(ITEM, address, hab), imm(ITEM + 1, cnt * 3, hab)),
+        lambda cnt, address=0: (imm(STREAM_CTRL, CTRL_START, hab), addr(ITEM, address, hab), imm(ITEM + 2, 5, hab)),
+    ]))
+    n = draw(st.integers(16, 80))
+    packets = [packet(c, size, 0, bytes((c + i) % 251 for i in range(size)), extra(c), hab) for c in range(n)]
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["offset", "length", "stop", "address", "order", "reserved", "size", "first"]))
+        at = draw(st.integers(0, len(packets) - 1))
+        c = 1000 + at
+        payload = bytes(size)
+        if kind == "offset":
+            packets[at] = packet(c, size + 8, 8, payload, extra(c), hab)
+        elif kind == "length":
+            packets[at] = packet(c, size + 5, 0, payload, extra(c), hab)
+        elif kind == "stop":
+            words = [imm(STREAM_CTRL, CTRL_STOP, hab) if w == imm(STREAM_CTRL, CTRL_START, hab) else w
+                     for w in extra(c)]
+            packets[at] = packet(c, size, 0, payload, (*words[:-1], imm(STREAM_CTRL, CTRL_STOP, hab)), hab)
+        elif kind == "address":
+            packets[at] = packet(c, size, 0, payload, extra(c, size + 1), hab)
+        elif kind == "order":
+            packets[at] = packet(c, size, 0, payload, extra(c)[::-1], hab)
+        elif kind == "reserved":
+            word = struct.unpack_from(">Q", packets[at])[0] | (0xBEEF << 16)
+            packets[at] = struct.pack(">Q", word) + packets[at][8:]
+        elif kind == "size":
+            packets[at] = packet(c, size + 8, 0, bytes(size + 8), extra(c), hab)
+        else:
+            packets[:0] = [packet(2000 + j, size + 8, 0, bytes(size + 8), extra(j), hab)
+                           for j in range(draw(st.integers(1, 12)))]
+    return packets
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(packets=framed_single_streams(), config_args=single_configs, batch_bytes=st.integers(800, 8000))
+def test_single_heaps_from_the_framed_words_match_the_packet_path(packets, config_args, batch_bytes):
+    check_framed(packets, config_args, batch_bytes)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(packets=single_packet_streams(), config_args=single_configs, batch_bytes=st.integers(200, 5000))
+def test_single_heaps_of_any_stream_from_the_framed_words_match_the_packet_path(packets, config_args, batch_bytes):
+    check_framed(packets, config_args, batch_bytes)
+
+
+def test_single_heaps_read_the_words_framing_read():
+    """Equal single-packet heaps, one look-alike: one stretch per batch, then one past it."""
+    hab = 48
+    packets = [packet(c, 16, 0, bytes([c]) * 16, (addr(ITEM, 0, hab),), hab) for c in range(40)]
+    packets[30] = packet(30, 24, 8, bytes(16), (addr(ITEM, 0, hab),), hab)  # framed alike, not a whole heap
+    sink = read_batches(b"".join(packets), 1 << 20)
+    [batch] = sink.batches
+    assert batch.framed is not None and batch.framed[0] == 0 and len(batch.framed[1]) == 40
+    found = single_packet_heaps(batch, None)
+    assert found is not None and found.fast == [i != 30 for i in range(40)]
+    assert found.cnt[:3] == [0, 1, 2] and found.count == 39
+    # Packets 0-9 another size: the stretch starts at 10, and 0-9 are read one by one.
+    packets[:10] = [packet(c, 8, 0, bytes([c]) * 8, (addr(ITEM, 0, hab),), hab) for c in range(10)]
+    [batch] = read_batches(b"".join(packets), 1 << 20).batches
+    assert batch.framed is not None and batch.framed[0] == 10 and len(batch.framed[1]) == 30
+    assert check_framed(packets, {}, 1 << 20) == 1
+    found = single_packet_heaps(batch, None)
+    assert found is not None and found.fast == [i != 30 for i in range(40)] and found.length[:11] == [8] * 10 + [16]
