@@ -16,6 +16,8 @@ Consumers may be blocking threads (``get``) or coroutines on any loop
   A user's stop drops held heaps (they were counted when completed).
 * Async waiters are served in call order, cancelled ones are skipped, and a
   heap handed to a waiter that was cancelled meanwhile goes back to the front.
+  A heap already waiting is returned without yielding to the loop, but a
+  consumer yields at least once every ``capacity`` heaps.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class HeapRing:
         self._space_waiters: list[asyncio.Future[None]] = []
         self._readiness: ReadinessFd | None = None
         self._stopped = False
+        #: Heaps get_async returned without yielding since it last yielded (see there).
+        self._taken_in_a_row = 0
 
     # -- producer side (on the producer loop's thread) -------------------------
 
@@ -202,27 +206,40 @@ class HeapRing:
                 raise
 
     async def get_async(self) -> Any:
-        """Coroutine form of :meth:`get` for the running loop."""
+        """Coroutine form of :meth:`get` for the running loop.
+
+        A heap already waiting is returned at once, without yielding to the
+        loop, except every ``capacity``-th in a row: a consumer that always
+        finds heaps waiting lets the rest of the loop run at least that often
+        (yielding for every heap made the consumer of a reader on the same
+        loop fall behind it, one heap taken per loop iteration against a
+        batch fed, so the ring sat full).
+        """
         loop = asyncio.get_running_loop()
+        pause = False
         with self._lock:
             if not self._async_waiters and self._items:
                 item = self._pop_locked()
+                self._taken_in_a_row += 1
+                if self._taken_in_a_row >= self.capacity:
+                    self._taken_in_a_row = 0
+                    pause = True
             elif not self._async_waiters and self._stopped:
                 raise Stopped(_STOPPED_MSG)
             elif self._producer_loop.is_closed():
                 raise RuntimeError(self._closed_loop_message())
             else:
                 item = None
+                self._taken_in_a_row = 0  # this consumer waits: the loop runs
                 future: asyncio.Future[Any] = loop.create_future()
                 self._async_waiters.append((loop, future))
         if item is not None:
-            # Yield once so that a consumer that always finds heaps waiting
-            # cannot starve the rest of the loop.
-            try:
-                await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                self._unget(item)
-                raise
+            if pause:
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    self._unget(item)
+                    raise
             return item
         try:
             item = await future

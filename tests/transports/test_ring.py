@@ -115,6 +115,35 @@ async def test_heap_not_lost_when_consumer_cancelled_after_assignment():
     assert ring.get_nowait() == "h"
 
 
+async def test_async_consumer_finding_heaps_yields_every_capacity_heaps():
+    """Heaps waiting are taken without a loop iteration each, but never more than capacity in a row."""
+    loop = asyncio.get_running_loop()
+    ring = HeapRing(4, loop)
+    for item in range(13):
+        ring.put(item)  # 4 in the ring, 9 held, each moving in as one is taken
+    ring.publish()
+    iterations = 0
+    running = True
+
+    async def count_iterations() -> None:
+        nonlocal iterations
+        while running:
+            iterations += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_iterations())
+    await asyncio.sleep(0)
+    seen = []
+    for _ in range(13):
+        before = iterations
+        seen.append((await ring.get_async(), iterations - before))
+    running = False
+    await counter
+    assert [item for item, _ in seen] == list(range(13))
+    # The loop ran (the other task had a turn) after every 4th heap, and only then.
+    assert [ran > 0 for _, ran in seen] == [i % 4 == 3 for i in range(13)]
+
+
 class _CancelledAsChecked(asyncio.Future):
     """A future whose waiting task is cancelled just as the ring resolves it.
 
