@@ -1,4 +1,4 @@
-"""The benchmark command: every workload of issue #6, ours beside the reference spead2.
+"""The benchmark command: every workload of docs/performance.md, ours beside the reference spead2.
 
 Usage (from anywhere; paths are relative to the repository)::
 
@@ -11,7 +11,7 @@ the environment variable ``SPEAD2_REFERENCE_PYTHON`` (both with ``-E -s``, so
 the reference can never import this package); if the variable is unset or
 names no executable, only our figures are reported. Ours and the reference
 alternate repeat by repeat; the table gives medians and the ratio
-ours/reference, and marks the issue's targets met or missed. ``--quick``
+ours/reference, and marks each target met or missed. ``--quick``
 (tiny sizes, one repeat, a coarse bisection) finishes in well under a minute.
 
 Workloads: ``decode-large`` (1, 7a), ``decode-small`` (2), ``encode`` (3),
@@ -56,7 +56,7 @@ REFERENCE_ENV = "SPEAD2_REFERENCE_PYTHON"
 
 
 def select_workloads(names: list[str] | None) -> list[str]:
-    """Workload names from names or numbers (all of them by default), in the issue's order."""
+    """Workload names from names or numbers (all of them by default), in the table's order."""
     if not names:
         return list(WORKLOADS)
     by_number = {number: name for name, (_, number) in WORKLOADS.items()}

@@ -38,7 +38,7 @@ class WorkerError(RuntimeError):
 class Row:
     """One line of the report: a figure for both implementations and how it compares.
 
-    ``target`` is the minimum ratio ours/reference the issue asks for;
+    ``target`` is the minimum ratio ours/reference set as the target;
     ``limit`` an absolute upper bound on our figure (peak memory);
     ``show_ratio`` False for figures whose ratio means nothing (errors). With
     ``higher_is_better`` False a smaller figure is better (the ratio is still
@@ -190,7 +190,7 @@ class Context:
     repeats: int
     pythons: dict[str, str]
     in_process: bool = False
-    #: Packet sizes workload 5 measures (9000 and 1472 carry the issue's targets).
+    #: Packet sizes workload 5 measures (9000 and 1472 carry targets).
     udp_packet_sizes: tuple[int, ...] = (9000, 1472)
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)
 
