@@ -314,7 +314,7 @@ def test_single_heaps_of_any_stream_from_the_framed_words_match_the_packet_path(
 
 
 def test_single_heaps_read_the_words_framing_read():
-    """Equal single-packet heaps, one look-alike: one stretch per batch, then one past it."""
+    """Equal single-packet heaps with a look-alike: the stretch covers the batch; with ten others first, it starts after them."""
     hab = 48
     packets = [packet(c, 16, 0, bytes([c]) * 16, (addr(ITEM, 0, hab),), hab) for c in range(40)]
     packets[30] = packet(30, 24, 8, bytes(16), (addr(ITEM, 0, hab),), hab)  # framed alike, not a whole heap
