@@ -24,7 +24,7 @@ from spead2.protocols.chunk_batch import batch_rest, joined_batch, placement_of
 from spead2.protocols.chunking import NOT_READY, TOO_OLD, ChunkPlacer, chunk_stream_stat_configs
 from spead2.protocols.stats import HEAPS
 from spead2.recv._config import StreamConfig
-from tests.core.test_batch import cut, single_configs, single_packet_streams
+from tests.helpers.batch_streams import cut, single_configs, single_packet_streams, unblocker
 from tests.helpers.packets import packet
 
 numba = pytest.importorskip("numba")
@@ -148,17 +148,7 @@ def run(config_args, packets, batches, table, kind, limit=None, grow=0):
         else:
             assert place.place_run is not None  # numba is loaded: the compiled loop is used
     placer = ChunkPlacer(config, _ChunkConfig(kind == "vector"), place, source, stats)
-    grows = 0
-
-    def unblock():
-        nonlocal grows
-        while placer.blocked and grow and grows < 3:
-            grows += 1
-            source.limit += grow
-            if not placer.resume():
-                return False
-        return True
-
+    unblock = unblocker(placer, source, grow)
     for item in (packets if batches is None else batches):
         running = placer.add_packet(item) if batches is None else placer.add_batch(item)
         placer.merge_place_stats()

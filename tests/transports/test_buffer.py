@@ -26,7 +26,7 @@ from spead2.protocols.live_heaps import stop_words
 from spead2.protocols.packet import PacketError, decode_packet, packet_size
 from spead2.transports import buffer
 from spead2.transports.base import GO, STOP
-from tests.core.test_batch import (
+from tests.helpers.batch_streams import (
     CTRL_START,
     CTRL_STOP,
     STREAM_CTRL,
