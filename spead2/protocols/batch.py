@@ -29,7 +29,7 @@ from .packet import decode_packet
 
 __all__ = [
     "PacketBatch", "Run", "SingleHeaps", "regular_runs", "run_rows", "single_packet_heaps", "packets_like",
-    "equal_packets", "framed_like", "MIN_VECTOR_BATCH", "HEADER_SIZE", "MAX_SINGLE_POINTERS", "MAX_EQUAL_BREAKS",
+    "equal_packets", "framed_like", "regular_header_word", "MIN_VECTOR_BATCH", "HEADER_SIZE", "MAX_SINGLE_POINTERS", "MAX_EQUAL_BREAKS",
 ]
 
 #: Size of a regular packet's header and pointers; its payload starts here.
@@ -136,7 +136,7 @@ class Run:
         self.hab = hab
 
 
-def _header_word(address_width: int) -> int:
+def regular_header_word(address_width: int) -> int:
     """The header word of a packet with exactly the four per-packet pointers (reserved bits 0)."""
     return (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
 
@@ -184,9 +184,7 @@ def regular_runs(batch: PacketBatch) -> tuple[list[Run], npt.NDArray[np.intp]] |
     if not 0 < address_width < 8:
         return None
     hab = 8 * address_width
-    expected_header = (
-        (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
-    )
+    expected_header = regular_header_word(address_width)
     keys = _FIELD_KEYS[address_width]
     assert keys is not None
     # Each pointer is an immediate of its field: ``word >> hab`` is exactly
@@ -200,7 +198,7 @@ def regular_runs(batch: PacketBatch) -> tuple[list[Run], npt.NDArray[np.intp]] |
     offset = values[:, 2]
     plen = values[:, 3]
     regular = (
-        ((header & np.uint64(0xFFFFFFFF0000FFFF)) == np.uint64(expected_header))
+        ((header & np.uint64(_HEADER_MASK)) == np.uint64(expected_header))
         & (fields == keys).all(axis=1)
         & (plen + np.uint64(HEADER_SIZE) == sizes.astype(np.uint64))
         & (offset + plen <= length)
@@ -297,7 +295,7 @@ def _framed_rows(
     plen_word = (((IMMEDIATE >> hab) | 4) << hab) | (size - HEADER_SIZE)
     # The packets are evenly spaced by assumption: a strided view, no gather.
     rows = np.ndarray((count, 5), dtype=">u8", buffer=view, offset=offset, strides=(size, 8))
-    good = ((rows[:, 0] & np.uint64(_HEADER_MASK)) == np.uint64(_header_word(address_width))) & (
+    good = ((rows[:, 0] & np.uint64(_HEADER_MASK)) == np.uint64(regular_header_word(address_width))) & (
         rows[:, 4] == np.uint64(plen_word)
     )
     if not good.all():

@@ -367,12 +367,7 @@ class LiveHeapMachine[H: LiveHeap]:
         self._last_plen = plen
         self._write(heap, offset, plen, view, start)
         if heap.received == heap.length and not heap.bad:
-            if addresses_fit(heap.pointers, heap.hab, heap.length):
-                self._table.remove(heap)
-                self._last_heap = None  # a reference would keep its buffer from being recycled
-                self._complete(heap)
-            else:
-                heap.bad = True
+            self._finish_whole(heap)
         return True
 
     def _reconcile_length(self, heap: LiveHeap, length: int, end: int) -> bool:
@@ -483,12 +478,7 @@ class LiveHeapMachine[H: LiveHeap]:
             self._last_heap = heap
             self._last_plen = plen
             if heap.received == heap.length and not heap.bad:
-                if addresses_fit(heap.pointers, heap.hab, heap.length):
-                    table.remove(heap)
-                    self._last_heap = None
-                    self._complete(heap)
-                else:
-                    heap.bad = True
+                self._finish_whole(heap)
         return True
 
     # -- payloads received in place (see .placement) ----------------------------------
@@ -580,13 +570,17 @@ class LiveHeapMachine[H: LiveHeap]:
         if ranges is not None:
             ranges.ends[-1] = end
         heap.received = end
-        if end == heap.length:
-            if addresses_fit(heap.pointers, heap.hab, heap.length):
-                self._table.remove(heap)
-                self._last_heap = None
-                self._complete(heap)
-            else:
-                heap.bad = True
+        if end == heap.length:  # (a heap offered for placement is never bad)
+            self._finish_whole(heap)
+
+    def _finish_whole(self, heap: H) -> None:
+        """``heap`` holds all its bytes: it completes if its addresses fit in it, else it is bad."""
+        if addresses_fit(heap.pointers, heap.hab, heap.length):
+            self._table.remove(heap)
+            self._last_heap = None  # a reference would keep its buffer from being recycled
+            self._complete(heap)
+        else:
+            heap.bad = True
 
     # -- subclass hooks ----------------------------------------------------------------
 

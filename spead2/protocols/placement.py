@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .batch import HEADER_SIZE, PacketBatch, Positions
-from .constants import IMMEDIATE, MAGIC, VERSION
+from .batch import HEADER_SIZE, PacketBatch, Positions, regular_header_word
+from .constants import IMMEDIATE
 
 __all__ = ["PacketPlan", "Placement", "PlacedBatch", "confirmed_count", "predicted_count", "MAX_PLANNED"]
 
@@ -78,7 +78,7 @@ class PacketPlan:
         self.sizes = self.lengths + HEADER_SIZE
         address_width = hab // 8
         words = np.empty((count, 5), dtype=">u8")
-        words[:, 0] = (MAGIC << 56) | (VERSION << 48) | ((8 - address_width) << 40) | (address_width << 32) | 4
+        words[:, 0] = regular_header_word(address_width)
         words[:, 1] = IMMEDIATE | (1 << hab) | cnt
         words[:, 2] = IMMEDIATE | (2 << hab) | length
         words[:, 3] = offsets.astype(np.uint64) + np.uint64(IMMEDIATE | (3 << hab))
