@@ -160,7 +160,8 @@ class _CancelledAsChecked(asyncio.Future):
         super().set_result(result)
 
 
-async def test_heap_kept_when_the_waiter_is_cancelled_while_being_served(monkeypatch):
+async def _waiter_cancelled_when_served(monkeypatch) -> tuple[HeapRing, asyncio.Task]:
+    """A ring and a task waiting in its get_async whose future is cancelled as it is served."""
     loop = asyncio.get_running_loop()
     ring = HeapRing(8, loop)
     futures: list[_CancelledAsChecked] = []
@@ -174,6 +175,11 @@ async def test_heap_kept_when_the_waiter_is_cancelled_while_being_served(monkeyp
     await asyncio.sleep(0)
     monkeypatch.undo()
     futures[0].armed = True
+    return ring, task
+
+
+async def test_heap_kept_when_the_waiter_is_cancelled_while_being_served(monkeypatch):
+    ring, task = await _waiter_cancelled_when_served(monkeypatch)
     ring.put("h")
     ring.publish()  # serves the waiter inline, and the cancel lands mid-serve
     with pytest.raises(asyncio.CancelledError):
@@ -182,19 +188,7 @@ async def test_heap_kept_when_the_waiter_is_cancelled_while_being_served(monkeyp
 
 
 async def test_stop_serves_quietly_a_waiter_cancelled_while_being_served(monkeypatch):
-    loop = asyncio.get_running_loop()
-    ring = HeapRing(8, loop)
-    futures: list[_CancelledAsChecked] = []
-
-    def create_future() -> asyncio.Future:
-        futures.append(_CancelledAsChecked(loop=loop))
-        return futures[-1]
-
-    monkeypatch.setattr(loop, "create_future", create_future)
-    task = asyncio.create_task(ring.get_async())
-    await asyncio.sleep(0)
-    monkeypatch.undo()
-    futures[0].armed = True
+    ring, task = await _waiter_cancelled_when_served(monkeypatch)
     ring.stop()  # serves the waiter inline, and the cancel lands mid-serve
     with pytest.raises(asyncio.CancelledError):
         await task
